@@ -1,0 +1,114 @@
+"""`poolpilot serve | sandbox | tools | call` — one-line errors, exit codes 0 (ok), 1 (tool failed), 2 (usage)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["auto", "sandbox", "live"], help="auto: live where credentials exist")
+    p.add_argument("--confirm", choices=["auto", "token", "off"], help="how destructive calls are confirmed")
+    p.add_argument("--read-only", action="store_true", default=None, help="register read tools only")
+    p.add_argument("--toolsets", help="comma list: digitalocean,taurusdb,pgbouncer")
+    p.add_argument("--tools", help="comma list of tool names to allow")
+    p.add_argument("--audit-log", help="audit log path, or - for stderr")
+    p.add_argument("--allow-secrets", action="store_true", default=None, help="let connection passwords into results")
+    p.add_argument("--fault", action="append", dest="faults", help="sandbox fault rule (repeatable), see README")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="poolpilot", description="MCP server for managed connection pools.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+    _common(serve)
+    serve.add_argument("--transport", choices=["stdio", "sse", "streamable-http"])
+    serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    serve.add_argument("--auth-token-file", help="file holding the HTTP bearer token (or POOLPILOT_AUTH_TOKEN)")
+    serve.add_argument("--allowed-hosts", help="comma list of Host values accepted off loopback")
+    serve.add_argument("--allowed-origins", help="comma list of Origin values accepted")
+    serve.add_argument("--stateless", action="store_true", default=None, help="stateless streamable HTTP (replicas)")
+
+    sandbox = sub.add_parser("sandbox", help="serve the fake provider APIs on a port")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox.add_argument("--fault", action="append", dest="faults", help="fault rule (repeatable), see README")
+    sandbox.add_argument("--require-token", help="DigitalOcean side accepts only this token (auth-failure tests)")
+    sandbox.add_argument("--job-seconds", type=float, default=6.0, help="how long a TaurusDB job takes")
+    sandbox.add_argument("--clock-skew", type=float, default=0.0, help="TaurusDB Date header offset in seconds")
+    sandbox.add_argument("--with-pgbouncer", action="store_true", help="also start a local PostgreSQL + PgBouncer")
+
+    tools = sub.add_parser("tools", help="list the tools with their safety class")
+    _common(tools)
+    tools.add_argument("--json", action="store_true")
+
+    call = sub.add_parser("call", help="call one tool through an in-process MCP client")
+    _common(call)
+    call.add_argument("tool")
+    call.add_argument("args", nargs="*", metavar="key=value", help="arguments; values are JSON when they parse")
+    return parser
+
+
+def _flags(ns: argparse.Namespace) -> dict[str, object]:
+    flags = {k: v for k, v in vars(ns).items() if v is not None and k not in ("command", "tool", "args", "json")}
+    if "faults" in flags:
+        flags["faults"] = ",".join(ns.faults)
+    return flags
+
+
+def _parse_args(pairs: Sequence[str]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"poolpilot call: argument {pair!r} is not key=value")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"poolpilot: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ns = _parser().parse_args(argv)
+    from server.config import ConfigError, load_settings
+
+    try:
+        if ns.command == "sandbox":
+            from server.commands import run_sandbox
+
+            return run_sandbox(ns)
+        settings = load_settings(_flags(ns))
+        if ns.command == "tools":
+            from server.commands import print_tools
+
+            return print_tools(settings, as_json=ns.json)
+        if ns.command == "call":
+            from server.commands import call_tool
+
+            return call_tool(settings, ns.tool, _parse_args(ns.args))
+        from server.commands import serve
+
+        return serve(settings)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    except ValueError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    os._exit(main())

@@ -1,0 +1,140 @@
+"""What the CLI subcommands do (kept apart from argument parsing so `poolpilot --help` stays instant)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import anyio
+
+from server.config import Settings
+
+__all__ = ["banner", "call_tool", "print_tools", "run_sandbox", "serve"]
+
+
+def banner(settings: Settings) -> str:
+    from server.app import select_tools
+
+    toolsets, specs, _ = select_tools(settings)
+    lines = [f"poolpilot: {len(specs)} tools, transport {settings.transport}"]
+    for ts in toolsets:
+        backend = settings.provider_backend(ts.name)
+        note = "demo data, not production" if backend == "sandbox" else "REAL resources"
+        lines.append(f"  {ts.name}: {backend} ({note})")
+    lines.append(f"  confirm: {settings.confirm}; audit log: {settings.audit_log}")
+    if settings.confirm == "off":
+        lines.append("  WARNING: --confirm off: destructive tools act WITHOUT asking anyone.")
+    if settings.read_only:
+        lines.append("  read-only: write and destructive tools are not registered.")
+    if settings.transport != "stdio":
+        path = "/sse" if settings.transport == "sse" else "/mcp"
+        lines.append(f"  listening on http://{settings.host}:{settings.port}{path}")
+    return "\n".join(lines)
+
+
+def serve(settings: Settings) -> int:
+    from server.app import build_app
+    from server.transports import run_stdio, serve_http
+
+    app = build_app(settings)
+    print(banner(settings), file=sys.stderr)
+    if settings.transport == "stdio":
+        anyio.run(run_stdio, app)
+    else:
+        anyio.run(serve_http, app, settings)
+    return 0
+
+
+def print_tools(settings: Settings, *, as_json: bool) -> int:
+    from server.app import select_tools
+
+    _, specs, hidden = select_tools(settings)
+    rows = [{"name": s.name, "safety": s.safety.value, "title": s.title} for s in specs]
+    if as_json:
+        print(json.dumps({"tools": rows, "hidden": hidden}, indent=2))
+        return 0
+    width = max((len(r["name"]) for r in rows), default=4)
+    print(f"{'TOOL'.ljust(width)}  {'CLASS'.ljust(11)}  WHAT")
+    for r in rows:
+        print(f"{r['name'].ljust(width)}  {r['safety'].ljust(11)}  {r['title']}")
+    if hidden:
+        print(f"({len(hidden)} more hidden by --read-only/--toolsets/--tools)")
+    return 0
+
+
+async def _call(settings: Settings, tool: str, args: dict[str, Any]) -> tuple[bool, object]:
+    from mcp import Client
+    from mcp_types import ElicitRequestParams, ElicitResult
+
+    from server.app import build_app
+
+    app = build_app(settings)
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+
+    async def ask(_: object, params: ElicitRequestParams) -> ElicitResult:
+        print(params.message, file=sys.stderr)
+        answer = await anyio.to_thread.run_sync(lambda: input("Proceed? [y/N] "))
+        if answer.strip().lower() in ("y", "yes"):
+            return ElicitResult(action="accept", content={"confirm": True})
+        return ElicitResult(action="decline")
+
+    async with Client(app, elicitation_callback=ask if interactive else None) as client:
+        result = await client.call_tool(tool, args)
+    payload: object = result.structured_content
+    if payload is None:
+        payload = [getattr(c, "text", str(c)) for c in result.content]
+    return result.is_error, payload
+
+
+def call_tool(settings: Settings, tool: str, args: dict[str, Any]) -> int:
+    is_error, payload = anyio.run(_call, settings, tool, args)
+    print(json.dumps(payload, indent=2, ensure_ascii=False))
+    return 1 if is_error else 0
+
+
+def run_sandbox(ns: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.sandbox import FaultPlan, Sandbox
+
+    plan = FaultPlan()
+    for rule in ns.faults or ():
+        plan.add(rule)
+    sandbox = Sandbox(
+        faults=plan,
+        do_require_token=ns.require_token,
+        job_seconds=(ns.job_seconds / 3, ns.job_seconds),
+        taurus_clock_skew_s=ns.clock_skew,
+    )
+    base = f"http://{ns.host}:{ns.port}"
+    print(
+        "poolpilot sandbox (fake provider APIs, demo data)\n"
+        f"  DigitalOcean: {base}/v2  (any bearer token{' = ' + repr(ns.require_token) if ns.require_token else ''})\n"
+        f"  TaurusDB:     {base}/v3  AK HPUAEXAMPLEAK0000001  SK exampleSecretKey0123456789abcdefghijklmn\n"
+        "                project 054e292c9880d4992f02c0196d3ea468 (or X-Auth-Token: sandbox-iam-token)\n"
+        f"  point poolpilot at it: POOLPILOT_DIGITALOCEAN_URL={base} DIGITALOCEAN_TOKEN=sandbox \\\n"
+        f"    POOLPILOT_TAURUSDB_URL={base} HUAWEICLOUD_SDK_AK=HPUAEXAMPLEAK0000001 "
+        "HUAWEICLOUD_SDK_SK=exampleSecretKey0123456789abcdefghijklmn \\\n"
+        "    HUAWEICLOUD_SDK_PROJECT_ID=054e292c9880d4992f02c0196d3ea468 poolpilot serve",
+        file=sys.stderr,
+        flush=True,
+    )
+    pair = None
+    if ns.with_pgbouncer:
+        from tools.pgbouncer.local import missing_binaries, start_local_pair
+
+        missing = missing_binaries()
+        if missing:
+            print("poolpilot: --with-pgbouncer needs: " + "; ".join(missing), file=sys.stderr)
+            return 2
+        pair = start_local_pair()
+        print(f"  PgBouncer: POOLPILOT_PGBOUNCER_LOCAL_DSN='{pair.admin_dsn}' "
+              f"POOLPILOT_PGBOUNCER_LOCAL_INI={pair.ini_path}", file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(sandbox, host=ns.host, port=ns.port, log_level="warning")
+    finally:
+        if pair is not None:
+            pair.stop()
+    return 0

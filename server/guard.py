@@ -1,0 +1,245 @@
+"""Safety classes, tool annotations, and the confirmation guard for destructive tools.
+
+A destructive tool never acts on the first call. It asks the user through MCP elicitation when the client
+can be asked (a resolver returning `Elicit`), otherwise it returns a preview plus a single-use token bound to
+the tool, the canonical arguments and the target's fingerprint (`server/tokens.py`). The safety class is the
+one constant that sets both the MCP annotations and what the guard enforces, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Generic, Literal, TypeVar
+
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult
+from mcp.server.mcpserver.resolve import AcceptedElicitation, CancelledElicitation, DeclinedElicitation
+from mcp_types import ToolAnnotations
+from mcp_types.version import is_version_at_least
+from pydantic import BaseModel, Field
+
+from server.audit import AuditLog
+from server.errors import ErrorInfo, PoolpilotError
+from server.tokens import TokenSigner
+
+__all__ = [
+    "Change",
+    "Confirm",
+    "ConfirmToken",
+    "Decision",
+    "Guard",
+    "GuardedResult",
+    "NotAsked",
+    "Plan",
+    "Preview",
+    "Safety",
+    "can_elicit",
+]
+
+
+class Safety(enum.Enum):
+    READ = "read"
+    WRITE = "write"
+    DESTRUCTIVE = "destructive"
+
+    def annotations(self, title: str | None = None) -> ToolAnnotations:
+        # Set all four hints: the spec's defaults are pessimistic, and a default readOnlyHint=false makes
+        # clients ask for approval on safe reads.
+        return ToolAnnotations(
+            title=title,
+            read_only_hint=self is Safety.READ,
+            destructive_hint=self is Safety.DESTRUCTIVE,
+            idempotent_hint=self is Safety.READ,
+            open_world_hint=True,
+        )
+
+
+ConfirmToken = Annotated[
+    str | None,
+    Field(description="Token from a previous preview of this exact call; only after the user agreed.", max_length=512),
+]
+
+
+class Confirm(BaseModel):
+    """What the user answers in the elicitation form."""
+
+    confirm: bool = Field(description="Apply this change")
+
+
+class NotAsked(BaseModel):
+    """The resolver's explicit "this client was not asked" marker: never read as a yes."""
+
+    reason: str
+
+
+class Change(BaseModel):
+    field: str
+    before: str | int | bool | None
+    after: str | int | bool | None
+
+
+class Preview(BaseModel):
+    action: str
+    target: str
+    changes: list[Change] = Field(default_factory=list)
+    impact: str
+
+    def text(self) -> str:
+        diff = "; ".join(f"{c.field} {c.before} → {c.after}" for c in self.changes)
+        body = f"{self.action}: {self.target}" + (f" ({diff})" if diff else "")
+        return f"{body}. Impact: {self.impact}"
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class Plan(Generic[T]):
+    """What a guarded call would do, computed from fresh reads: the preview, the target's fingerprint and the
+    provider-specific data the body needs. `no_change` says why nothing needs doing (then nothing is asked)."""
+
+    preview: Preview
+    fingerprint: str
+    data: T
+    no_change: str | None = None
+
+
+Outcome = Literal["executed", "confirmation_required", "declined", "cancelled", "no_change"]
+ConfirmedBy = Literal["elicitation", "token", "off"]
+
+
+class GuardedResult(BaseModel):
+    """Fields every guarded tool's result carries (providers add their own)."""
+
+    backend: str
+    outcome: Outcome
+    executed: bool
+    confirmation_required: bool
+    message: str
+    preview: Preview | None = None
+    confirm_token: str | None = None
+    expires_at: str | None = None
+    confirmed_by: ConfirmedBy | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    approved: bool
+    outcome: Outcome
+    message: str
+    preview: Preview
+    confirmed_by: ConfirmedBy | None = None
+    confirm_token: str | None = None
+    expires_at: str | None = None
+    fields: dict[str, object] = field(default_factory=dict)
+
+    def result_fields(self, backend: str) -> dict[str, object]:
+        """Keyword arguments for a `GuardedResult` subclass describing this decision."""
+        return {
+            "backend": backend,
+            "outcome": self.outcome,
+            "executed": False,
+            "confirmation_required": self.outcome == "confirmation_required",
+            "message": self.message,
+            "preview": self.preview,
+            "confirm_token": self.confirm_token,
+            "expires_at": self.expires_at,
+            "confirmed_by": self.confirmed_by,
+        }
+
+
+def can_elicit(ctx: Context) -> bool:
+    """The client declared form elicitation, and the question can reach it on this connection."""
+    caps = ctx.client_capabilities
+    elicitation = caps.elicitation if caps is not None else None
+    if elicitation is None or (elicitation.form is None and elicitation.url is not None):
+        return False
+    version = ctx.protocol_version
+    if version is not None and is_version_at_least(version, "2026-07-28"):
+        return True  # asks ride input-required rounds; can_send_request is always false here
+    return bool(ctx.session.can_send_request)  # handshake-era needs a back-channel (not stateless HTTP)
+
+
+class Guard:
+    def __init__(self, *, mode: Literal["auto", "token", "off"], signer: TokenSigner, audit: AuditLog) -> None:
+        self.mode = mode
+        self.signer = signer
+        self.audit = audit
+
+    def ask(self, ctx: Context, plan: Plan[object], confirm_token: str | None) -> Elicit[Confirm] | NotAsked:
+        """The resolver body: ask only when the client can answer and nothing else already decides."""
+        if plan.no_change is not None:
+            return NotAsked(reason="no change needed")
+        if self.mode != "auto":
+            return NotAsked(reason=f"confirm mode {self.mode}")
+        if confirm_token is not None:
+            return NotAsked(reason="token presented")
+        if not can_elicit(ctx):
+            return NotAsked(reason="client cannot be asked on this connection")
+        # Same text every round (no clock, no counters): a changed question is asked again.
+        return Elicit(f"{plan.preview.text()} Proceed?", Confirm)
+
+    async def decide(
+        self,
+        *,
+        tool: str,
+        args: Mapping[str, object],
+        plan: Plan[T],
+        approval: ElicitationResult[Confirm] | AcceptedElicitation[NotAsked],
+        confirm_token: str | None,
+        replan: Callable[[], Awaitable[Plan[T]]],
+        backend: str,
+    ) -> tuple[Decision, Plan[T]]:
+        """Approve, decline, or issue a token; returns the decision and the plan to execute (fresh)."""
+        preview = plan.preview
+        if plan.no_change is not None:
+            return Decision(False, "no_change", plan.no_change, preview), plan
+        if self.mode == "off":
+            return self._approved(tool, args, plan, "off", backend), plan
+        if confirm_token is not None:
+            self.signer.redeem(confirm_token, tool, args, plan.fingerprint)
+            return self._approved(tool, args, plan, "token", backend), plan
+        if isinstance(approval, DeclinedElicitation) or (
+            isinstance(approval, AcceptedElicitation)
+            and isinstance(approval.data, Confirm)
+            and not approval.data.confirm
+        ):
+            return Decision(False, "declined", "The user declined; nothing was changed.", preview), plan
+        if isinstance(approval, CancelledElicitation):
+            return Decision(False, "cancelled", "The user cancelled; nothing was changed.", preview), plan
+        if isinstance(approval, AcceptedElicitation) and isinstance(approval.data, Confirm):
+            # A handshake-era question may have waited minutes for its answer: act only on the state the user saw.
+            fresh = await replan()
+            if fresh.fingerprint != plan.fingerprint or fresh.no_change is not None:
+                raise PoolpilotError(
+                    ErrorInfo(
+                        code="confirmation_invalid",
+                        message="the target changed while the user was being asked; nothing was changed",
+                        hint="Call the tool again to get a fresh preview and ask the user again.",
+                    )
+                )
+            return self._approved(tool, args, fresh, "elicitation", backend), fresh
+        token, expires = self.signer.issue(tool, args, plan.fingerprint)
+        expires_at = datetime.fromtimestamp(expires, UTC).isoformat()
+        message = (
+            "Nothing was changed. Show this preview to the user; only if they agree, call "
+            f"{tool} again with the same arguments plus confirm_token (single use, expires {expires_at})."
+        )
+        decision = Decision(False, "confirmation_required", message, preview, None, token, expires_at)
+        return decision, plan
+
+    def _approved(self, tool: str, args: Mapping[str, object], plan: Plan[T], by: ConfirmedBy, backend: str) -> Decision:
+        # Written before the change: if the audit log cannot take it, the change is refused.
+        self.audit.write(
+            {
+                "tool": tool,
+                "arguments": {k: v for k, v in args.items() if k != "confirm_token"},
+                "target": plan.preview.target,
+                "backend": backend,
+                "outcome": "started",
+                "confirmed_by": by,
+            }
+        )
+        return Decision(True, "executed", "Done.", plan.preview, by)

@@ -1,0 +1,219 @@
+"""The shared upstream layer: timeouts, safe retries, rate-limit pacing and error mapping.
+
+Every provider client sends through one `Upstream`. It retries only what is safe (reads, and writes the
+caller marks idempotent), honours `Retry-After`, paces itself when the provider's remaining budget runs low,
+bounds every call in attempts and total time, and turns every failure into a `PoolpilotError`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+import anyio
+import httpx2
+
+from server.errors import ErrorCode, ErrorInfo, PoolpilotError
+
+__all__ = ["ProviderErrorParts", "RetryPolicy", "Upstream", "code_for_status"]
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4
+    base_s: float = 0.2
+    cap_s: float = 5.0
+    total_s: float = 45.0
+    # Below this share of the rate-limit window, spread the remaining requests over the time left.
+    pace_below: float = 0.05
+    max_pace_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class ProviderErrorParts:
+    provider_code: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+
+
+ParseError = Callable[[httpx2.Response], ProviderErrorParts]
+Hint = Callable[[ErrorInfo], str | None]
+Prepare = Callable[[httpx2.Request], None]
+
+
+def code_for_status(status: int) -> ErrorCode:
+    mapping: dict[int, ErrorCode] = {
+        400: "validation_error",
+        401: "auth_failed",
+        403: "forbidden",
+        404: "not_found",
+        409: "conflict",
+        422: "validation_error",
+        429: "rate_limited",
+    }
+    return mapping.get(status, "upstream_error")
+
+
+def _retry_after(response: httpx2.Response) -> float | None:
+    raw = response.headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None
+
+
+class Upstream:
+    """One provider's HTTP client with our retry, pacing and error rules."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        backend: str,
+        client: httpx2.AsyncClient,
+        parse_error: ParseError,
+        hint: Hint,
+        prepare: Prepare | None = None,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.provider = provider
+        self.backend = backend
+        self.client = client
+        self._parse_error = parse_error
+        self._hint = hint
+        self._prepare = prepare
+        self.policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._jitter = jitter
+        self._clock = clock
+        self._pace_s = 0.0
+        self.requests_sent = 0
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: list[tuple[str, str]] | None = None,
+        json_body: object | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> httpx2.Response:
+        """Send once or, when safe, retry; return the response whose status is in `ok`, or raise."""
+        safe = method in ("GET", "HEAD") if idempotent is None else idempotent
+        policy = self.policy
+        try:
+            with anyio.fail_after(policy.total_s):
+                return await self._send_with_retries(method, path, params, json_body, content, headers, safe, ok)
+        except TimeoutError:
+            raise self._error("timeout", f"{method} {self.provider} did not finish within {policy.total_s:.0f}s") from None
+
+    async def _send_with_retries(
+        self,
+        method: str,
+        path: str,
+        params: list[tuple[str, str]] | None,
+        json_body: object | None,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        safe: bool,
+        ok: tuple[int, ...],
+    ) -> httpx2.Response:
+        policy = self.policy
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._pace_s:
+                await self._sleep(self._pace_s)
+            request = self.client.build_request(
+                method, path, params=params, json=json_body, content=content, headers=headers
+            )
+            if self._prepare is not None:
+                self._prepare(request)
+            try:
+                self.requests_sent += 1
+                response = await self.client.send(request)
+                await response.aread()
+            except httpx2.TimeoutException:
+                if safe and attempt < policy.attempts:
+                    await self._backoff(attempt, None)
+                    continue
+                raise self._error(
+                    "timeout",
+                    f"{method} to {self.provider} timed out",
+                    hint=None if safe else "The change may or may not have happened: read the resource back.",
+                ) from None
+            except httpx2.TransportError as exc:
+                # A connect failure means nothing was sent, so even a non-idempotent call may be resent.
+                if (safe or isinstance(exc, httpx2.ConnectError)) and attempt < policy.attempts:
+                    await self._backoff(attempt, None)
+                    continue
+                raise self._error(
+                    "connection_error",
+                    f"{method} to {self.provider} failed: {type(exc).__name__}",
+                    hint=None if safe else "The change may or may not have happened: read the resource back.",
+                ) from None
+            self._update_pace(response)
+            if response.status_code in ok:
+                return response
+            retry_after = _retry_after(response)
+            # 429 means the request was refused before it was processed: resending is safe for any method.
+            retryable = response.status_code in RETRYABLE_STATUS and (safe or response.status_code == 429)
+            if retryable and attempt < policy.attempts:
+                await self._backoff(attempt, retry_after)
+                continue
+            raise PoolpilotError(self.describe(response))
+
+    async def _backoff(self, attempt: int, retry_after: float | None) -> None:
+        policy = self.policy
+        delay = min(policy.cap_s, policy.base_s * 2 ** (attempt - 1)) * (0.5 + self._jitter() / 2)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, policy.total_s))
+        await self._sleep(delay)
+
+    def _update_pace(self, response: httpx2.Response) -> None:
+        headers = response.headers
+        try:
+            limit = int(headers["ratelimit-limit"])
+            remaining = int(headers["ratelimit-remaining"])
+            reset = float(headers["ratelimit-reset"])
+        except (KeyError, ValueError):
+            return
+        if limit <= 0 or remaining >= limit * self.policy.pace_below:
+            self._pace_s = 0.0
+            return
+        window = max(0.0, reset - self._clock())
+        self._pace_s = min(self.policy.max_pace_s, window / max(remaining, 1))
+
+    def describe(self, response: httpx2.Response) -> ErrorInfo:
+        """The error model for a non-success response; the provider body is parsed, never passed through."""
+        parts = self._parse_error(response)
+        status = response.status_code
+        info = ErrorInfo(
+            code=code_for_status(status),
+            message=parts.message or f"{self.provider} answered HTTP {status}",
+            provider=self.provider,
+            provider_code=parts.provider_code,
+            http_status=status,
+            request_id=parts.request_id or response.headers.get("x-request-id"),
+            retry_after_s=_retry_after(response),
+        )
+        return info.model_copy(update={"hint": self._hint(info)})
+
+    def _error(self, code: ErrorCode, message: str, *, hint: str | None = None) -> PoolpilotError:
+        info = ErrorInfo(code=code, message=message, provider=self.provider)
+        return PoolpilotError(info.model_copy(update={"hint": hint or self._hint(info)}))

@@ -1,0 +1,206 @@
+"""The embedded sandbox: the providers' fake APIs composed into one ASGI app, with fault injection.
+
+`/v2/...` is DigitalOcean, `/v3/...` is TaurusDB, both at the root of one host:port (the Huawei SDK and the DO
+MCP server drop any path prefix). Routing splits the *raw* path first and decodes each segment afterwards, so
+a pool named `a b/c%d` (sent as `a%20b%2Fc%25d`) stays one segment.
+
+Faults are rules matched per provider or endpoint: an HTTP status (429 carries Retry-After), added latency,
+a timeout (the response never comes in time), a dropped connection, or `applied-500` (the change happened,
+the answer says it failed). CLI syntax, one rule per `--fault`: `KIND[@TARGET][%RATE][xTIMES]`, e.g.
+`500@databases_add_connectionPool%20`, `429@digitalocean`, `latency:50ms`, `applied-500x1`, `drop@get_job`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+from urllib.parse import unquote
+
+import anyio
+import httpx2
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+__all__ = ["Fault", "FaultPlan", "Sandbox", "parse_fault"]
+
+FaultKind = Literal["status", "latency", "timeout", "drop", "applied-500"]
+
+
+class FakeProvider(Protocol):
+    prefix: str
+
+    async def handle(self, request: Request, segments: list[str]) -> Response: ...
+
+    def error(self, status: int, *, retry_after: int | None = None) -> Response: ...
+
+    def endpoint(self, method: str, segments: list[str]) -> str | None: ...
+
+
+@dataclass
+class Fault:
+    kind: FaultKind
+    status: int = 500
+    delay_s: float = 0.0
+    retry_after: int = 1
+    target: str | None = None  # provider name, endpoint name, or None for everything
+    rate: float = 1.0
+    times: int | None = None  # how many more times it fires; None = unlimited
+
+    def matches(self, provider: str, endpoint: str | None) -> bool:
+        return self.target is None or self.target in (provider, endpoint)
+
+
+_FAULT = re.compile(
+    r"^(?P<kind>\d{3}|latency:(?P<ms>\d+)ms|timeout|drop|applied-500)"
+    r"(?:@(?P<target>[A-Za-z0-9_.-]+))?(?:%(?P<rate>\d{1,3}))?(?:x(?P<times>\d+))?$"
+)
+
+
+def parse_fault(spec: str) -> Fault:
+    """Parse one `--fault` rule; raises ValueError naming the syntax."""
+    match = _FAULT.match(spec.strip())
+    if match is None:
+        raise ValueError(
+            f"fault {spec!r} not understood; use KIND[@TARGET][%RATE][xTIMES] with KIND one of "
+            "429, 500, 503 (any 4xx/5xx), latency:<ms>ms, timeout, drop, applied-500"
+        )
+    kind_text = match["kind"]
+    rate = int(match["rate"]) / 100 if match["rate"] else 1.0
+    times = int(match["times"]) if match["times"] else None
+    target = match["target"]
+    if kind_text.isdigit():
+        status = int(kind_text)
+        if not 400 <= status <= 599:
+            raise ValueError(f"fault status {status} must be 400-599")
+        return Fault("status", status=status, target=target, rate=rate, times=times)
+    if match["ms"]:
+        return Fault("latency", delay_s=int(match["ms"]) / 1000, target=target, rate=rate, times=times)
+    return Fault(kind_text, target=target, rate=rate, times=times)  # type: ignore[arg-type]
+
+
+@dataclass
+class FaultPlan:
+    rules: list[Fault] = field(default_factory=list)
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    fired: int = 0
+
+    def add(self, fault: Fault | str) -> Fault:
+        rule = parse_fault(fault) if isinstance(fault, str) else fault
+        self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        self.rules.clear()
+
+    def pick(self, provider: str, endpoint: str | None) -> list[Fault]:
+        """The rules that fire for this request (latency ones may combine with one failure)."""
+        chosen: list[Fault] = []
+        for rule in self.rules:
+            if rule.times == 0 or not rule.matches(provider, endpoint):
+                continue
+            if rule.rate < 1.0 and self.rng.random() >= rule.rate:
+                continue
+            if rule.times is not None:
+                rule.times -= 1
+            chosen.append(rule)
+            self.fired += 1
+        return chosen
+
+
+def _not_found() -> Response:
+    return JSONResponse({"id": "not_found", "message": "The resource you requested could not be found."}, 404)
+
+
+class Sandbox:
+    """Both fake provider APIs in one ASGI app. State lives in memory and starts from the documented seeds."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        faults: FaultPlan | None = None,
+        do_require_token: str | None = None,
+        do_rate_limit_per_minute: int = 250,
+        password: str = "sbx",
+        job_seconds: tuple[float, float] = (2.0, 6.0),
+        job_visible_after_s: float = 0.0,
+        taurus_clock_skew_s: float = 0.0,
+        timeout_s: float = 3600.0,
+    ) -> None:
+        from tools.digitalocean.sandbox import DigitalOceanSandbox
+        from tools.taurusdb.sandbox import TaurusDBSandbox
+
+        self.faults = faults or FaultPlan()
+        self._sleep = sleep
+        self._timeout_s = timeout_s
+        self.digitalocean = DigitalOceanSandbox(
+            clock=clock,
+            require_token=do_require_token,
+            rate_limit_per_minute=do_rate_limit_per_minute,
+            password=password,
+        )
+        self.taurusdb = TaurusDBSandbox(
+            clock=clock, job_seconds=job_seconds, job_visible_after_s=job_visible_after_s, clock_skew_s=taurus_clock_skew_s
+        )
+        self._providers: dict[str, tuple[str, FakeProvider]] = {
+            self.digitalocean.prefix: ("digitalocean", self.digitalocean),
+            self.taurusdb.prefix: ("taurusdb", self.taurusdb),
+        }
+        self.requests = 0
+
+    def transport(self) -> httpx2.AsyncBaseTransport:
+        """In-process transport: the same client code path as live, minus the network."""
+        return httpx2.ASGITransport(app=self)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        response = await self._respond(scope, receive, send)
+        if response is not None:
+            await response(scope, receive, send)
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> Response | None:
+        self.requests += 1
+        raw: bytes = scope.get("raw_path") or scope["path"].encode()
+        raw_path = raw.split(b"?", 1)[0].decode("latin-1")
+        segments = [unquote(part) for part in raw_path.split("/")[1:]]
+        found = self._providers.get(segments[0]) if segments else None
+        if found is None:
+            return _not_found()
+        name, provider = found
+        request = Request(scope, receive)
+        endpoint = provider.endpoint(request.method, segments)
+        failure: Fault | None = None
+        for fault in self.faults.pick(name, endpoint):
+            if fault.kind == "latency":
+                await self._sleep(fault.delay_s)
+            elif failure is None:
+                failure = fault
+        if failure is not None and failure.kind == "status":
+            retry_after = failure.retry_after if failure.status == 429 else None
+            return provider.error(failure.status, retry_after=retry_after)
+        if failure is not None and failure.kind == "timeout":
+            await self._sleep(self._timeout_s)
+            return provider.error(504)
+        if failure is not None and failure.kind == "drop":
+            # Start a response, then break it off: over a socket the client sees an incomplete message; in
+            # process, ASGITransport re-raises this as the same transport error.
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
+            await send({"type": "http.response.body", "body": b"{", "more_body": True})
+            raise httpx2.RemoteProtocolError("sandbox fault: connection dropped")
+        response = await provider.handle(request, segments)
+        if failure is not None and failure.kind == "applied-500":
+            return provider.error(500)
+        return response

@@ -1,0 +1,93 @@
+"""What tools reach through `Context`: the app state built by the lifespan, and the toolset contract.
+
+A provider touches server/ only through its `TOOLSET` (a `Toolset`): the tools with their safety classes and
+one `open` coroutine that builds the provider's client for the configured backend.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
+
+import anyio
+from mcp.server.mcpserver import Context
+
+from server.audit import AuditLog
+from server.config import Settings
+from server.errors import ErrorInfo, PoolpilotError
+from server.guard import Guard, Safety
+from server.redact import Redactor
+
+if TYPE_CHECKING:
+    from server.sandbox import Sandbox
+
+__all__ = ["AppState", "OpenContext", "ProviderClient", "ToolSpec", "Toolset", "app_state"]
+
+C = TypeVar("C")
+
+
+class ProviderClient(Protocol):
+    backend: str
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    fn: Callable[..., Awaitable[object]]
+    safety: Safety
+    title: str
+
+
+async def _real_sleep(seconds: float) -> None:
+    await anyio.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class OpenContext:
+    """What a toolset's `open` gets: settings, the redactor, the sandbox (when a provider uses it) and the
+    time seams that tests replace (retry backoff and job polling sleep through `sleep`)."""
+
+    settings: Settings
+    redactor: Redactor
+    sandbox: Sandbox | None
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = _real_sleep
+
+
+@dataclass(frozen=True)
+class Toolset:
+    name: str
+    description: str
+    tools: tuple[ToolSpec, ...]
+    open: Callable[[OpenContext], Awaitable[ProviderClient]]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    guard: Guard
+    audit: AuditLog
+    redactor: Redactor
+    sandbox: Sandbox | None = None
+    clients: dict[str, ProviderClient] = field(default_factory=dict)
+
+    def client(self, provider: str, kind: type[C]) -> C:
+        found = self.clients.get(provider)
+        if found is None:
+            raise PoolpilotError(
+                ErrorInfo(
+                    code="not_supported",
+                    message=f"the {provider} provider is not enabled on this server",
+                    hint="Ask the operator to enable it (--toolsets) and configure it.",
+                    provider=provider,
+                )
+            )
+        return cast(C, found)
+
+
+def app_state(ctx: Context) -> AppState:
+    return cast(AppState, ctx.request_context.lifespan_context)
