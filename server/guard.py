@@ -4,6 +4,43 @@ A destructive tool never acts on the first call. It asks the user through MCP el
 can be asked (a resolver returning `Elicit`), otherwise it returns a preview plus a single-use token bound to
 the tool, the canonical arguments and the target's fingerprint (`server/tokens.py`). The safety class is the
 one constant that sets both the MCP annotations and what the guard enforces, so they cannot drift apart.
+
+How a destructive tool uses it (proven on both protocol generations; resolvers re-run each round, so keep
+them read-only; the question text comes from the preview, so keep clocks and counters out of previews)::
+
+    async def _plan_delete_pool(ctx: Context, cluster_id: ClusterId, pool_name: PoolName) -> Plan[ApiPool]:
+        do = app_state(ctx).client("digitalocean", DigitalOceanClient)
+        pool = await do.get_pool(cluster_id, pool_name)          # fresh read; raises not_found
+        preview = Preview(action="delete pool", target=f"pool {pool_name} on cluster {cluster_id}",
+                          changes=[Change(field="size", before=pool.size, after=None)],
+                          impact="clients connected through this pool are disconnected")
+        return Plan(preview=preview, fingerprint=fingerprint(pool.model_dump(mode="json")), data=pool)
+
+    async def _ask_delete_pool(ctx: Context, plan: Annotated[Plan[ApiPool], Resolve(_plan_delete_pool)],
+                               confirm_token: ConfirmToken = None) -> Elicit[Confirm] | NotAsked:
+        return app_state(ctx).guard.ask(ctx, plan, confirm_token)
+
+    async def digitalocean_delete_pool(
+        ctx: Context, cluster_id: ClusterId, pool_name: PoolName,
+        plan: Annotated[Plan[ApiPool], Resolve(_plan_delete_pool)],
+        approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_delete_pool)],
+        confirm_token: ConfirmToken = None,
+    ) -> PoolDeletion:                                             # PoolDeletion subclasses GuardedResult
+        # docstring: "Delete a connection pool; asks for confirmation first." (the model reads it)
+        state = app_state(ctx)
+        do = state.client("digitalocean", DigitalOceanClient)
+        args = {"cluster_id": cluster_id, "pool_name": pool_name}  # every argument except confirm_token
+        decision, plan = await state.guard.decide(
+            tool="digitalocean_delete_pool", args=args, plan=plan, approval=approval, confirm_token=confirm_token,
+            replan=lambda: _plan_delete_pool(ctx, cluster_id, pool_name), backend=do.backend)
+        if not decision.approved:                                  # preview + token, declined, cancelled, no_change
+            return PoolDeletion(**decision.result_fields(do.backend))
+        await do.delete_pool(cluster_id, pool_name)
+        return PoolDeletion(**{**decision.result_fields(do.backend), "executed": True}, deleted=...)
+
+`Plan.no_change="why"` when the target already is in the requested state: nothing is asked or sent. A WRITE
+tool (create) calls `guard.start_write(...)` right before its upstream mutation instead (audit first; if the
+audit log fails, the call is refused) and returns `outcome="executed"` with the created object.
 """
 
 from __future__ import annotations
@@ -230,16 +267,19 @@ class Guard:
         decision = Decision(False, "confirmation_required", message, preview, None, token, expires_at)
         return decision, plan
 
-    def _approved(self, tool: str, args: Mapping[str, object], plan: Plan[T], by: ConfirmedBy, backend: str) -> Decision:
-        # Written before the change: if the audit log cannot take it, the change is refused.
+    def start_write(self, *, tool: str, args: Mapping[str, object], target: str, backend: str) -> None:
+        """Audit a WRITE call before it is sent; if the audit log cannot take it, the call is refused."""
         self.audit.write(
             {
                 "tool": tool,
                 "arguments": {k: v for k, v in args.items() if k != "confirm_token"},
-                "target": plan.preview.target,
+                "target": target,
                 "backend": backend,
                 "outcome": "started",
-                "confirmed_by": by,
             }
         )
+
+    def _approved(self, tool: str, args: Mapping[str, object], plan: Plan[T], by: ConfirmedBy, backend: str) -> Decision:
+        # Written before the change: if the audit log cannot take it, the change is refused.
+        self.start_write(tool=tool, args=args, target=plan.preview.target, backend=backend)
         return Decision(True, "executed", "Done.", plan.preview, by)

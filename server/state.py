@@ -2,6 +2,14 @@
 
 A provider touches server/ only through its `TOOLSET` (a `Toolset`): the tools with their safety classes and
 one `open` coroutine that builds the provider's client for the configured backend.
+
+`open(ctx: OpenContext)` builds an `httpx2.AsyncClient` with explicit timeouts — `transport=ctx.sandbox.transport()`
+and a placeholder base URL when `ctx.settings.provider_backend(name) == "sandbox"`, else the live URL — wraps it
+in `server.http.Upstream(..., sleep=ctx.sleep, clock=ctx.clock)`, registers operator secrets with
+`ctx.redactor.add(...)`, and returns a client object with `backend` and `aclose()`. Tools reach it with
+`app_state(ctx).client(name, ClientClass)`. Raise `PoolpilotError` (server/errors.py) for every failure;
+`server/app.py` renders it, redacts every result and audits every WRITE/DESTRUCTIVE call from the result's
+`outcome`, `preview.target`, `backend`, `confirmed_by` and `job.job_id` fields. Test seams: tests/support.py.
 """
 
 from __future__ import annotations

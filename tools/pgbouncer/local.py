@@ -175,7 +175,9 @@ class LocalPair:
     def __enter__(self) -> LocalPair:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -224,11 +226,9 @@ def start_local_pair(*, timeout_s: float = 30.0) -> LocalPair:
 
 def _start_postgres(runner: _Runner, bindir: Path, root: Path, app_password: str, timeout_s: float) -> int:
     data = root / "pg"
-    done = runner.run(
-        [bindir / "initdb", "-D", data, "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256"]
-        + ["-E", "UTF8", "--locale=C", "--no-sync"],
-        timeout_s,
-    )
+    initdb: list[str | Path] = [bindir / "initdb", "-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C"]
+    initdb += ["--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"]
+    done = runner.run(initdb, timeout_s)
     _check(done, "initdb")
     # A throwaway cluster: durability settings off make start-up and the tests fast.
     settings = f"listen_addresses = '127.0.0.1'\nunix_socket_directories = '{root}'\nfsync = off\n"
@@ -237,22 +237,31 @@ def _start_postgres(runner: _Runner, bindir: Path, root: Path, app_password: str
         conf.write(settings)
     for _attempt in range(3):  # the free port may be taken between probing and binding
         port = _free_port()
-        started = runner.run(
-            [bindir / "pg_ctl", "-D", data, "-l", root / "postgres.log", "-o", f"-p {port}", "-w"]
-            + ["-t", str(int(timeout_s)), "start"],
-            timeout_s + 5,
-        )
+        pg_ctl: list[str | Path] = [bindir / "pg_ctl", "-D", data, "-l", root / "postgres.log", "-o", f"-p {port}"]
+        started = runner.run([*pg_ctl, "-w", "-t", str(int(timeout_s)), "start"], timeout_s + 5)
         if started.returncode == 0:
             break
     else:
         raise LocalPairError("pg_ctl start failed: " + _tail(root / "postgres.log"))
-    psql = [bindir / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", root, "-p", str(port), "-U", "postgres"]
+    psql: list[str | Path] = [
+        bindir / "psql",
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-h",
+        root,
+        "-p",
+        str(port),
+        "-U",
+        "postgres",
+    ]
     # The password is hex from `secrets`, so it needs no escaping inside the SQL literal.
-    created = runner.run(
-        [*psql, "-d", "postgres", "-c", f"CREATE ROLE {DEMO_USER} LOGIN PASSWORD '{app_password}'"]
-        + ["-c", f"CREATE DATABASE {DEMO_DATABASE} OWNER {DEMO_USER}"],
-        timeout_s,
-    )
+    sql = [
+        f"CREATE ROLE {DEMO_USER} LOGIN PASSWORD '{app_password}'",
+        f"CREATE DATABASE {DEMO_DATABASE} OWNER {DEMO_USER}",
+    ]
+    created = runner.run([*psql, "-d", "postgres", "-c", sql[0], "-c", sql[1]], timeout_s)
     _check(created, "creating the demo role and database")
     return port
 

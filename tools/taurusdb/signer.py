@@ -3,7 +3,7 @@
 Written from the reference SIGNING.md (huaweicloudsdkcore 3.1.219 `Signer`, `BasicCredentials.sign_request`) and proven
 against the SDK's own output in `tests/fixtures/taurusdb/signing-vectors.json`:
 
-    CanonicalRequest = METHOD \\n canonical_uri \\n canonical_query \\n header lines \\n \\n signed;headers \\n payload hash
+    CanonicalRequest = METHOD \\n uri/ \\n query \\n name:value lines \\n \\n signed;headers \\n payload hash
     StringToSign     = "SDK-HMAC-SHA256" \\n X-Sdk-Date \\n hex(sha256(CanonicalRequest))
     Authorization    = "SDK-HMAC-SHA256 Access=AK, SignedHeaders=a;b, Signature=" + hex(hmac_sha256(SK, StringToSign))
 
