@@ -119,8 +119,9 @@ def _route(method: str, segments: list[str]) -> tuple[str, list[str]] | None:
     rest = segs[2:]
     if len(rest) > 3 or (len(rest) > 1 and "/" in rest[1]):
         return None  # a decoded "/" belongs in a name, never in a collection
-    shapes = ["", "{id}", "{id}/" + rest[1] if len(rest) > 1 else "", f"{{id}}/{rest[1]}/{{name}}" if rest[1:] else ""]
-    op = _OPERATIONS.get((method.upper(), shapes[len(rest)]))
+    # /v2/databases[/{id}[/<collection>[/{name}]]]: only the collection word is matched literally.
+    shape = "/".join(["{id}", *rest[1:2], "{name}"][: len(rest)])
+    op = _OPERATIONS.get((method.upper(), shape))
     return (op, [rest[0], *rest[2:]] if rest else []) if op else None
 
 
@@ -313,10 +314,10 @@ class DigitalOceanSandbox:
             raise _ApiError(404)
         if op == "databases_get":
             return 200, {"db": {"name": name}}
-        users = sorted(pool.name for pool in cluster.pools.values() if pool.db == name)
-        if users:
+        in_use = sorted(pool.name for pool in cluster.pools.values() if pool.db == name)
+        if in_use:
             # Unverified: refusing keeps pools from pointing at a missing database.
-            raise _ApiError(422, f"database {name} is used by connection pools: {', '.join(users)}")
+            raise _ApiError(422, f"database {name} is used by connection pools: {', '.join(in_use)}")
         cluster.dbs.remove(name)
         return 204, None
 
