@@ -23,7 +23,7 @@ from server.config import ConfigError, Settings
 from server.errors import ErrorInfo, PoolpilotError, from_validation_error, internal_error, render_error
 from server.guard import Guard, Safety
 from server.redact import RedactingFilter, Redactor
-from server.state import AppState, OpenContext, ToolSpec, Toolset
+from server.state import AppState, OpenContext, Toolset, ToolSpec
 from server.tokens import REQUEST_STATE_LABEL, TokenSigner, derive_key
 
 __all__ = ["TOOLSET_MODULES", "PoolpilotServer", "build_app", "load_toolsets", "select_tools"]
@@ -122,9 +122,10 @@ class PoolpilotServer(MCPServer[AppState]):
         if spec is None:
             result = render_error(self._refusal(name))
         else:
-            result = await self._run(name, arguments, context)
-            if isinstance(result, InputRequiredResult):
-                return result
+            outcome = await self._run(name, arguments, context)
+            if isinstance(outcome, InputRequiredResult):
+                return outcome
+            result = outcome
         result = self._redacted(result)
         if spec is not None and spec.safety is not Safety.READ:
             self._audit(spec, arguments, result, context)
@@ -189,7 +190,11 @@ class PoolpilotServer(MCPServer[AppState]):
         return result.model_copy(update={"content": content, "structured_content": structured})
 
     def _audit(
-        self, spec: ToolSpec, arguments: Mapping[str, Any], result: CallToolResult, context: Context[AppState, Any] | None
+        self,
+        spec: ToolSpec,
+        arguments: Mapping[str, Any],
+        result: CallToolResult,
+        context: Context[AppState, Any] | None,
     ) -> None:
         data = result.structured_content or {}
         preview = data.get("preview") if isinstance(data.get("preview"), dict) else None
@@ -233,9 +238,9 @@ def configure_logging(redactor: Redactor, level: str = "WARNING") -> None:
     """Logs go to stderr only (stdout is the stdio protocol), through the redacting filter."""
     root = logging.getLogger()
     if not any(isinstance(f, RedactingFilter) for h in root.handlers for f in h.filters):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(handler)
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(stream)
     for handler in root.handlers:
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter(redactor))
@@ -256,7 +261,9 @@ def build_app(
     configure_logging(redactor)
     audit_log = audit or AuditLog(settings.audit_log or "-", redactor, clock)
     guard = Guard(
-        mode=settings.confirm, signer=TokenSigner(settings.confirm_secret, settings.confirm_ttl_s, clock), audit=audit_log
+        mode=settings.confirm,
+        signer=TokenSigner(settings.confirm_secret, settings.confirm_ttl_s, clock),
+        audit=audit_log,
     )
     needs_sandbox = any(settings.provider_backend(ts.name) == "sandbox" for ts in toolsets)
     if needs_sandbox and sandbox is None:

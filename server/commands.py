@@ -66,6 +66,7 @@ def print_tools(settings: Settings, *, as_json: bool) -> int:
 
 async def _call(settings: Settings, tool: str, args: dict[str, Any]) -> tuple[bool, object]:
     from mcp import Client
+    from mcp.client.session import ClientRequestContext
     from mcp_types import ElicitRequestParams, ElicitResult
 
     from server.app import build_app
@@ -73,7 +74,7 @@ async def _call(settings: Settings, tool: str, args: dict[str, Any]) -> tuple[bo
     app = build_app(settings)
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
 
-    async def ask(_: object, params: ElicitRequestParams) -> ElicitResult:
+    async def ask(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
         print(params.message, file=sys.stderr)
         answer = await anyio.to_thread.run_sync(lambda: input("Proceed? [y/N] "))
         if answer.strip().lower() in ("y", "yes"):
@@ -130,8 +131,12 @@ def run_sandbox(ns: argparse.Namespace) -> int:
             print("poolpilot: --with-pgbouncer needs: " + "; ".join(missing), file=sys.stderr)
             return 2
         pair = start_local_pair()
-        print(f"  PgBouncer: POOLPILOT_PGBOUNCER_LOCAL_DSN='{pair.admin_dsn}' "
-              f"POOLPILOT_PGBOUNCER_LOCAL_INI={pair.ini_path}", file=sys.stderr, flush=True)
+        print(
+            f"  PgBouncer: POOLPILOT_PGBOUNCER_LOCAL_DSN='{pair.admin_dsn}' "
+            f"POOLPILOT_PGBOUNCER_LOCAL_INI={pair.ini_path}",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
         uvicorn.run(sandbox, host=ns.host, port=ns.port, log_level="warning")
     finally:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["ConfigError", "PgBouncerInstance", "Settings", "load_settings", "PROVIDERS"]
+__all__ = ["PROVIDERS", "ConfigError", "PgBouncerInstance", "Settings", "load_settings"]
 
 Backend = Literal["sandbox", "live"]
 BackendChoice = Literal["auto", "sandbox", "live"]

@@ -279,7 +279,9 @@ class Guard:
             }
         )
 
-    def _approved(self, tool: str, args: Mapping[str, object], plan: Plan[T], by: ConfirmedBy, backend: str) -> Decision:
+    def _approved(
+        self, tool: str, args: Mapping[str, object], plan: Plan[T], by: ConfirmedBy, backend: str
+    ) -> Decision:
         # Written before the change: if the audit log cannot take it, the change is refused.
         self.start_write(tool=tool, args=args, target=plan.preview.target, backend=backend)
         return Decision(True, "executed", "Done.", plan.preview, by)

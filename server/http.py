@@ -106,7 +106,7 @@ class Upstream:
         method: str,
         path: str,
         *,
-        params: list[tuple[str, str]] | None = None,
+        params: list[tuple[str, str | int | float | bool | None]] | None = None,
         json_body: object | None = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
@@ -120,13 +120,15 @@ class Upstream:
             with anyio.fail_after(policy.total_s):
                 return await self._send_with_retries(method, path, params, json_body, content, headers, safe, ok)
         except TimeoutError:
-            raise self._error("timeout", f"{method} {self.provider} did not finish within {policy.total_s:.0f}s") from None
+            raise self._error(
+                "timeout", f"{method} {self.provider} did not finish within {policy.total_s:.0f}s"
+            ) from None
 
     async def _send_with_retries(
         self,
         method: str,
         path: str,
-        params: list[tuple[str, str]] | None,
+        params: list[tuple[str, str | int | float | bool | None]] | None,
         json_body: object | None,
         content: bytes | None,
         headers: Mapping[str, str] | None,

@@ -6,8 +6,8 @@ a pool named `a b/c%d` (sent as `a%20b%2Fc%25d`) stays one segment.
 
 Faults are rules matched per provider or endpoint: an HTTP status (429 carries Retry-After), added latency,
 a timeout (the response never comes in time), a dropped connection, or `applied-500` (the change happened,
-the answer says it failed). CLI syntax, one rule per `--fault`: `KIND[@TARGET][%RATE][xTIMES]`, e.g.
-`500@databases_add_connectionPool%20`, `429@digitalocean`, `latency:50ms`, `applied-500x1`, `drop@get_job`.
+the answer says it failed). CLI syntax, one rule per `--fault`: `KIND[@TARGET][%RATE][#TIMES]`, e.g.
+`500@databases_add_connectionPool%20`, `429@digitalocean`, `latency:50ms`, `applied-500#1`, `drop@get_job`.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Fault:
 
 _FAULT = re.compile(
     r"^(?P<kind>\d{3}|latency:(?P<ms>\d+)ms|timeout|drop|applied-500)"
-    r"(?:@(?P<target>[A-Za-z0-9_.-]+))?(?:%(?P<rate>\d{1,3}))?(?:x(?P<times>\d+))?$"
+    r"(?:@(?P<target>[A-Za-z0-9_.-]+))?(?:%(?P<rate>\d{1,3}))?(?:#(?P<times>\d+))?$"
 )
 
 
@@ -66,7 +66,7 @@ def parse_fault(spec: str) -> Fault:
     match = _FAULT.match(spec.strip())
     if match is None:
         raise ValueError(
-            f"fault {spec!r} not understood; use KIND[@TARGET][%RATE][xTIMES] with KIND one of "
+            f"fault {spec!r} not understood; use KIND[@TARGET][%RATE][#TIMES] with KIND one of "
             "429, 500, 503 (any 4xx/5xx), latency:<ms>ms, timeout, drop, applied-500"
         )
     kind_text = match["kind"]
@@ -146,7 +146,10 @@ class Sandbox:
             password=password,
         )
         self.taurusdb = TaurusDBSandbox(
-            clock=clock, job_seconds=job_seconds, job_visible_after_s=job_visible_after_s, clock_skew_s=taurus_clock_skew_s
+            clock=clock,
+            job_seconds=job_seconds,
+            job_visible_after_s=job_visible_after_s,
+            clock_skew_s=taurus_clock_skew_s,
         )
         self._providers: dict[str, tuple[str, FakeProvider]] = {
             self.digitalocean.prefix: ("digitalocean", self.digitalocean),

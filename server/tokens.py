@@ -51,9 +51,7 @@ def _unb64(text: str) -> bytes:
 
 
 def _invalid(message: str, hint: str) -> PoolpilotError:
-    return PoolpilotError(
-        ErrorInfo(code="confirmation_invalid", message=f"{message}; nothing was changed", hint=hint)
-    )
+    return PoolpilotError(ErrorInfo(code="confirmation_invalid", message=f"{message}; nothing was changed", hint=hint))
 
 
 _NEW_PREVIEW = "Call the tool again without confirm_token to get a fresh preview, and show it to the user."

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import signal
+from typing import Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -29,9 +30,7 @@ def security_settings(settings: Settings) -> TransportSecuritySettings:
         bind = f"[{settings.host}]" if ":" in settings.host else settings.host
         hosts = list(settings.allowed_hosts) or [f"{bind}:*"]
         origins = list(settings.allowed_origins)
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-    )
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
 
 class BearerAuth:
@@ -67,7 +66,7 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def http_app(app: MCPServer[object], settings: Settings) -> ASGIApp:
+def http_app(app: MCPServer[Any], settings: Settings) -> ASGIApp:
     security = security_settings(settings)
     if settings.transport == "sse":
         inner: ASGIApp = app.sse_app(transport_security=security, host=settings.host)
@@ -78,7 +77,7 @@ def http_app(app: MCPServer[object], settings: Settings) -> ASGIApp:
     return BearerAuth(inner, settings.auth_token) if settings.auth_token else inner
 
 
-async def serve_http(app: MCPServer[object], settings: Settings) -> None:
+async def serve_http(app: MCPServer[Any], settings: Settings) -> None:
     """uvicorn handles SIGINT/SIGTERM: stops accepting, lets in-flight calls finish (bounded), then exits."""
     import uvicorn
 
@@ -93,7 +92,7 @@ async def serve_http(app: MCPServer[object], settings: Settings) -> None:
     await uvicorn.Server(config).serve()
 
 
-async def run_stdio(app: MCPServer[object]) -> None:
+async def run_stdio(app: MCPServer[Any]) -> None:
     """Serve stdio until EOF or SIGINT/SIGTERM; a signal cancels in-flight calls and closes the clients."""
     async with anyio.create_task_group() as tg:
 

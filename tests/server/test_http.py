@@ -143,8 +143,11 @@ async def test_html_error_body_falls_back_to_status() -> None:
         return ProviderErrorParts()
 
     up = Upstream(
-        provider="p", backend="live", client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
-        parse_error=parse, hint=_hint,
+        provider="p",
+        backend="live",
+        client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+        parse_error=parse,
+        hint=_hint,
     )
     with pytest.raises(PoolpilotError) as caught:
         await up.request("GET", "http://x/a")

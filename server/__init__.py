@@ -1,0 +1,1 @@
+"""poolpilot: the MCP server (app factory, CLI, config, guard, audit, transports, upstream HTTP, sandbox)."""
