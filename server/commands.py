@@ -138,7 +138,8 @@ def run_sandbox(ns: argparse.Namespace) -> int:
             flush=True,
         )
     try:
-        uvicorn.run(sandbox, host=ns.host, port=ns.port, log_level="warning")
+        # date_header=False: the TaurusDB fake sends its own (possibly skewed) Date for clock-skew diagnosis.
+        uvicorn.run(sandbox, host=ns.host, port=ns.port, log_level="warning", date_header=False)
     finally:
         if pair is not None:
             pair.stop()

@@ -78,7 +78,13 @@ __all__ = [
 ]
 
 _SECRETS = {SANDBOX_AK: SANDBOX_SK}
+_NO_SUCH_API = "The API does not exist or has not been published in the environment."
 _FAULTS = {
+    400: ("DBS.200001", "Parameter error."),
+    401: ("APIG.0301", "Incorrect IAM authentication information: verify aksk signature fail"),
+    403: ("APIG.0302", "The IAM user is not authorized to access the API."),
+    404: ("APIGW.0101", _NO_SUCH_API),
+    409: ("DBS.200019", "Another operation is being performed on the DB instance."),
     429: ("APIG.0308", "The throttling threshold has been reached."),
     500: ("DBS.05000000", "server error."),
     502: ("APIG.0202", "Backend unavailable."),
@@ -207,7 +213,7 @@ class TaurusDBSandbox:
         # The gateway matches the API before it authenticates: an unknown route is 404 even unsigned.
         route = _route(request.method.upper(), segments)
         if route is None:
-            return self._error(404, "APIGW.0101", "The API does not exist or has not been published.")
+            return self._error(404, "APIGW.0101", _NO_SUCH_API)
         body = await request.body()
         denied = self._authenticate(request, body, route.project)
         if denied is not None:
@@ -294,7 +300,7 @@ class TaurusDBSandbox:
         if proxy.kernel_too_early:
             raise _ApiError(400, "DBS.05000001", "The kernel version is too early.")
         if any(job.proxy_id == proxy.pool_id and not job.applied for job in self.jobs.values()):
-            raise _ApiError(409, "DBS.200019", "Another operation is being performed on the DB instance.")
+            raise _ApiError(409, *_FAULTS[409])
         now = self.now()
         job = SandboxJob(
             id=str(uuid.uuid4()),
