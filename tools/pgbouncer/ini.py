@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, ValidationError, ValidationInfo
-from pydantic import field_validator
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, ValidationError, field_validator
 
 PoolMode = Literal["session", "transaction", "statement"]
 
@@ -33,7 +33,8 @@ _RESERVED = frozenset({"pgbouncer"})  # the admin console; PgBouncer refuses to 
 _LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 _PARAM_KEY = re.compile(r"[a-z_]{1,63}")
 _BARE_VALUE = re.compile(r"[A-Za-z0-9_.,:/@+-]+")
-_CORE_KEYS = tuple("host port dbname user password pool_size reserve_pool max_db_connections pool_mode".split())
+_NUMBERS = ("port", "pool_size", "reserve_pool", "max_db_connections")  # PgBouncer reads them with atoi()
+_CORE_KEYS = ("host", "port", "dbname", "user", "password", *_NUMBERS[1:], "pool_mode")  # rendered in this order
 _INT_EXTRAS = {"min_pool_size": (0, 10_000)}  # atoi'd by PgBouncer like the core numbers
 _SOCKET_DIR_MAX = 92  # sun_path is 108 bytes and PgBouncer appends "/.s.PGSQL.65535"
 
@@ -64,13 +65,14 @@ class InvalidSetting(ValueError):
 
 
 def _text(field: str, value: str, max_bytes: int) -> str:
+    allowed = ALLOWED[field.partition(".")[0]]
     if not value:
-        raise InvalidSetting(field, "must not be empty (PgBouncer rejects empty values)", ALLOWED[field])
+        raise InvalidSetting(field, "must not be empty (PgBouncer rejects empty values)", allowed)
     if len(value.encode("utf-8", "surrogatepass")) > max_bytes:
-        raise InvalidSetting(field, f"longer than {max_bytes} bytes", ALLOWED[field])
+        raise InvalidSetting(field, f"longer than {max_bytes} bytes", allowed)
     # Cc covers NUL, tab, CR and LF; Zl/Zp and surrogates would break the file or its encoding.
     if any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in value):
-        raise InvalidSetting(field, "contains a control or line-break character", ALLOWED[field])
+        raise InvalidSetting(field, "contains a control or line-break character", allowed)
     return value
 
 
@@ -135,7 +137,7 @@ class DatabaseEntry(BaseModel):
 
     @field_validator("dbname", "user")
     @classmethod
-    def _check_identifier(cls, value: str | None, info: ValidationInfo) -> str | None:
+    def _check_identifier(cls, value: str | None, info: pydantic.ValidationInfo) -> str | None:
         return None if value is None else _text(info.field_name or "dbname", value, 63)
 
     @field_validator("password")
@@ -152,16 +154,10 @@ class DatabaseEntry(BaseModel):
             field = f"extra.{key}" if _PARAM_KEY.fullmatch(key) else "extra"
             if field == "extra" or key in _CORE_KEYS:
                 raise InvalidSetting(field, "not an extra parameter name", ALLOWED["extra"])
-            if not isinstance(text, str):
-                raise InvalidSetting(field, "must be a string", ALLOWED["extra"])
-            try:
-                _text("extra", text, 4096)
-            except InvalidSetting as exc:
-                raise InvalidSetting(field, exc.message, exc.allowed) from None
-            if key in _INT_EXTRAS:
-                low, high = _INT_EXTRAS[key]
-                if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
-                    raise InvalidSetting(field, "not an integer in range", ALLOWED["extra"])
+            _text(field, text, 4096)
+            low, high = _INT_EXTRAS.get(key, (0, -1))
+            if key in _INT_EXTRAS and not (text.isascii() and text.isdigit() and low <= int(text) <= high):
+                raise InvalidSetting(field, "not an integer in range", ALLOWED["extra"])
         return value
 
 
@@ -180,13 +176,13 @@ def _quote(value: str) -> str:
     return value if _BARE_VALUE.fullmatch(value) else "'" + value.replace("'", "''") + "'"
 
 
-def render_line(entry: DatabaseEntry, order: Sequence[str] = ()) -> str:
-    """Return the `[databases]` line for `entry` (no line ending); `order` lists keys to put first."""
+def render_line(entry: DatabaseEntry, order: Sequence[str] = (), *, masked: bool = False) -> str:
+    """Return the line for `entry` (no line ending): `order` lists keys to put first, `masked` hides the password."""
     params: dict[str, str] = {}
     for key in _CORE_KEYS:
         value = getattr(entry, key)
         if isinstance(value, SecretStr):
-            value = value.get_secret_value()
+            value = "***" if masked else value.get_secret_value()
         if value is not None:
             params[key] = str(value)
     params.update(entry.extra)
@@ -231,7 +227,7 @@ def parse_entry(name: str, value: str) -> DatabaseEntry:
     data: dict[str, object] = {"name": name}
     extra: dict[str, str] = {}
     for key, text in params.items():
-        if key in ("port", "pool_size", "reserve_pool", "max_db_connections"):
+        if key in _NUMBERS:
             data[key] = _int(key, text)
         elif key == "pool_mode":
             data[key] = text.lower()  # PgBouncer's lookup ignores case
@@ -253,12 +249,6 @@ class _Line(NamedTuple):
     value: str | None = None
 
 
-def _unquote_key(key: str) -> str:
-    if key.startswith('"'):
-        return key[1:-1].replace('""', '"')
-    return key[1:-1] if key.startswith("'") else key
-
-
 @dataclass(frozen=True)
 class IniFile:
     """A parsed `pgbouncer.ini`: every line kept as-is, so untouched lines round-trip byte for byte."""
@@ -270,11 +260,10 @@ class IniFile:
         return "".join(line.text for line in self.lines)
 
     def _database_lines(self, name: str | None = None) -> list[int]:
-        return [
-            i
-            for i, line in enumerate(self.lines)
-            if line.kind == "entry" and line.section == "databases" and (name is None or line.key == name)
+        wanted = [
+            (i, line) for i, line in enumerate(self.lines) if line.kind == "entry" and line.section == "databases"
         ]
+        return [i for i, line in wanted if name is None or line.key == name]
 
     def databases(self) -> dict[str, DatabaseEntry]:
         """Return this file's pools by name (not those of `%include`d files; the `*` fallback is left out)."""
@@ -294,10 +283,11 @@ class IniFile:
         """Return the file text with `entry`'s line replaced, or appended to the `[databases]` section."""
         lines = list(self.lines)
         eol = "\r\n" if lines and lines[0].text.endswith("\r\n") else "\n"
-        found = self._database_lines(entry.name)
+        found, order = self._database_lines(entry.name), []
         if found:
             old = lines[found[-1]]
-            order = list(_split_params(entry.name, old.value or ""))
+            with contextlib.suppress(InvalidSetting):  # a broken old line is replaced all the same
+                order = list(_split_params(entry.name, old.value or ""))
             indent = old.text[: len(old.text) - len(old.text.lstrip(" \t"))]
             ending = old.text[len(old.text.rstrip("\r\n")) :]
             lines[found[-1]] = old._replace(text=indent + render_line(entry, order) + ending)
@@ -339,7 +329,10 @@ def parse(text: str) -> IniFile:
         elif re.match(r"%include[ \t]", body):
             lines.append(_Line(line, "include", section))
         elif not body.startswith(("#", ";")) and (match := _KEY_LINE.fullmatch(body)):
-            lines.append(_Line(line, "entry", section, _unquote_key(match["key"]), match["value"]))
+            key = match["key"]
+            if key[0] in "'\"":  # quoted names: PgBouncer 1.18 refuses them, newer versions and the docs do not
+                key = key[1:-1].replace(key[0] * 2, key[0])
+            lines.append(_Line(line, "entry", section, key, match["value"]))
         else:
             lines.append(_Line(line, "other", section))
     return IniFile(tuple(lines))

@@ -1,0 +1,359 @@
+"""Async client for PgBouncer's admin console, the virtual database `pgbouncer`.
+
+The console speaks only the simple query protocol. psycopg's default cursor turns a query it has run a few
+times into a prepared statement, which the console refuses ("extended query protocol not supported by
+admin console"), so every connection uses `AsyncClientCursor` and `prepare_threshold=None`.
+
+psycopg is the optional extra `poolpilot[pgbouncer]`: it is imported inside the functions that need it.
+
+Exceptions (every message is safe to show: no DSN, no password)::
+
+    AdminError
+    ├── AdminConnectError   could not connect or log in, or the connection broke
+    ├── AdminCommandError   the console answered with an error (sqlstate kept)
+    └── PauseTimedOut       PAUSE did not finish in time; RESUME was sent
+    PsycopgMissing (ImportError): the extra is not installed
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
+from urllib.parse import quote
+
+import anyio
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from tools.pgbouncer.ini import InvalidSetting
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg.rows import DictRow
+
+INSTALL_HINT = "pip install 'poolpilot[pgbouncer]'"
+# admin.c copies a command argument, quotes included, into a 64-byte buffer ("bad arguments" beyond).
+_CONSOLE_ARG_MAX = 63
+_DATABASE_ALLOWED = "1-61 bytes without control characters (the console takes 63 bytes, quotes included)"
+
+
+class PsycopgMissing(ImportError):
+    """The optional PgBouncer dependency is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(f"PgBouncer support needs the optional dependency psycopg: {INSTALL_HINT}")
+
+
+class AdminError(Exception):
+    """Base of the admin console errors."""
+
+
+class AdminConnectError(AdminError):
+    """Could not connect or log in to the console, or the connection broke."""
+
+
+class AdminCommandError(AdminError):
+    """The console answered a command with an error."""
+
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class PauseTimedOut(AdminError):
+    """PAUSE did not finish in time. PgBouncer keeps a timed-out PAUSE in force, so RESUME was sent."""
+
+    def __init__(self, database: str, timeout_s: float, pools: list[ShowPoolsRow], resumed: bool) -> None:
+        self.database, self.timeout_s, self.resumed = database, timeout_s, resumed
+        self.clients_active = sum(p.cl_active for p in pools)
+        self.servers_active = sum(p.sv_active for p in pools)
+        waited = f"{self.clients_active} client(s) active on {self.servers_active} server connection(s)"
+        outcome = (
+            f"RESUME {database} was sent, so the database is not paused"
+            if resumed
+            else f"RESUME {database} failed too: the database may still be paused, run RESUME {database}"
+        )
+        super().__init__(f"PAUSE {database} did not finish within {timeout_s:g} s ({waited}); {outcome}")
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)  # columns differ between PgBouncer versions
+
+
+class ShowPoolsRow(_Row):
+    """One row of SHOW POOLS: one pool per database/user pair."""
+
+    database: str
+    user: str
+    cl_active: int
+    cl_waiting: int
+    sv_active: int
+    sv_idle: int
+    sv_used: int
+    sv_tested: int
+    sv_login: int
+    maxwait: int  # seconds part of the oldest waiting client's wait
+    maxwait_us: int  # microseconds part
+    pool_mode: str | None = None
+
+    @property
+    def max_wait_s(self) -> float:
+        return self.maxwait + self.maxwait_us / 1_000_000
+
+
+class ShowDatabasesRow(_Row):
+    """One row of SHOW DATABASES: what PgBouncer actually loaded for a `[databases]` entry."""
+
+    name: str
+    host: str | None
+    port: int
+    database: str
+    force_user: str | None
+    pool_size: int
+    min_pool_size: int = 0
+    reserve_pool: int
+    pool_mode: str | None  # None: the global pool_mode applies
+    max_connections: int
+    current_connections: int
+    paused: bool
+    disabled: bool
+
+
+class ShowStatsRow(_Row):
+    """One row of SHOW STATS: totals since start and per-second averages over the last stats period."""
+
+    database: str
+    total_xact_count: int
+    total_query_count: int
+    total_received: int
+    total_sent: int
+    total_xact_time: int  # microseconds
+    total_query_time: int
+    total_wait_time: int
+    avg_xact_count: int  # per second
+    avg_query_count: int
+    avg_recv: int
+    avg_sent: int
+    avg_xact_time: int  # microseconds
+    avg_query_time: int
+    avg_wait_time: int
+
+
+def quote_ident(name: str) -> str:
+    """Return `name` as a console identifier: double quotes, `""` for a quote (admin.c `copy_arg`)."""
+    if not name or any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in name):
+        raise InvalidSetting("database", "empty or contains a control character", _DATABASE_ALLOWED)
+    quoted = '"' + name.replace('"', '""') + '"'
+    if len(quoted.encode("utf-8")) > _CONSOLE_ARG_MAX:
+        raise InvalidSetting("database", "too long for the admin console", _DATABASE_ALLOWED)
+    return quoted
+
+
+def require_psycopg() -> None:
+    """Raise `PsycopgMissing` (with the install command) when the optional extra is not installed."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise PsycopgMissing() from None
+
+
+RowT = TypeVar("RowT", bound=_Row)
+
+
+class AdminConsole:
+    """One PgBouncer admin console; a single connection is reused under a lock and reopened after a failure."""
+
+    def __init__(
+        self, dsn: str | SecretStr, *, connect_timeout_s: float = 5.0, command_timeout_s: float = 10.0
+    ) -> None:
+        require_psycopg()
+        import psycopg
+
+        raw = dsn.get_secret_value() if isinstance(dsn, SecretStr) else dsn
+        try:
+            params = psycopg.conninfo.conninfo_to_dict(raw)
+        except psycopg.Error:
+            # libpq's parse errors quote the string around the fault, which may be the password.
+            raise ValueError("the PgBouncer admin DSN is not a valid connection string") from None
+        if params.get("dbname") != "pgbouncer":
+            raise ValueError("the PgBouncer admin DSN must name the database 'pgbouncer' (the admin console)")
+        self._dsn = raw
+        self._secrets = [s for s in (raw, str(params.get("password") or "")) if s]
+        self._secrets += [quote(s, safe="") for s in self._secrets]
+        self.user = str(params.get("user") or "")
+        self.address = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+        self._connect_timeout_s = connect_timeout_s
+        self._command_timeout_s = command_timeout_s
+        self._lock = anyio.Lock()
+        self._conn: AsyncConnection[DictRow] | None = None
+
+    def __repr__(self) -> str:
+        return f"AdminConsole({self.user}@{self.address})"
+
+    def _safe(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return " ".join(text.split())
+
+    async def _open(self) -> AsyncConnection[DictRow]:
+        require_psycopg()
+        import psycopg
+        from psycopg.rows import dict_row
+
+        try:
+            conn: AsyncConnection[DictRow] = await psycopg.AsyncConnection.connect(
+                self._dsn,
+                autocommit=True,
+                prepare_threshold=None,
+                cursor_factory=psycopg.AsyncClientCursor,
+                row_factory=dict_row,
+                connect_timeout=max(2, round(self._connect_timeout_s)),  # libpq: whole seconds, 2 at least
+            )
+        except psycopg.Error as exc:
+            where = f"the PgBouncer admin console at {self.address} as {self.user or 'the default user'}"
+            raise AdminConnectError(self._safe(f"cannot connect to {where}: {exc}")) from None
+        return conn
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    async def _run(self, command: str, *, retry: bool = True) -> list[DictRow]:
+        import psycopg
+
+        async with self._lock:
+            for attempt in (1, 2):
+                fresh = self._conn is None or self._conn.closed
+                if self._conn is None or self._conn.closed:
+                    self._conn = await self._open()
+                conn = self._conn
+                try:
+                    with anyio.fail_after(self._command_timeout_s):
+                        cursor = await conn.execute(command)
+                        return await cursor.fetchall() if cursor.description else []
+                except TimeoutError:  # psycopg first tries to cancel the command, for up to a few seconds
+                    await self._drop()
+                    raise AdminError(f"{command} got no answer within {self._command_timeout_s:g} s") from None
+                except psycopg.Error as exc:
+                    # PgBouncer reports console errors as 08P01, an OperationalError to psycopg: tell a refused
+                    # command from a broken connection by the connection's state instead.
+                    if not (conn.broken or conn.closed):
+                        primary = exc.diag.message_primary or str(exc)
+                        raise AdminCommandError(self._safe(f"{command} failed: {primary}"), exc.sqlstate) from None
+                    await self._drop()
+                    if fresh or not retry or attempt == 2:  # a reused connection may just have gone stale
+                        raise AdminConnectError(self._safe(f"{command} failed: connection lost: {exc}")) from None
+        raise AssertionError("unreachable")
+
+    async def _rows(self, command: str, model: Callable[..., RowT]) -> list[RowT]:
+        return [model(**row) for row in await self._run(command)]
+
+    async def show_pools(self) -> list[ShowPoolsRow]:
+        return await self._rows("SHOW POOLS", ShowPoolsRow)
+
+    async def show_databases(self) -> list[ShowDatabasesRow]:
+        return await self._rows("SHOW DATABASES", ShowDatabasesRow)
+
+    async def show_stats(self) -> list[ShowStatsRow]:
+        return await self._rows("SHOW STATS", ShowStatsRow)
+
+    async def show_version(self) -> str:
+        rows = await self._run("SHOW VERSION")
+        return str(rows[0]["version"]) if rows else ""
+
+    async def resume(self, db: str) -> None:
+        await self._run(f"RESUME {quote_ident(db)}", retry=False)  # a repeated RESUME fails: "not paused"
+
+    async def reconnect(self, db: str) -> None:
+        await self._run(f"RECONNECT {quote_ident(db)}")
+
+    async def reload(self) -> None:
+        """Send RELOAD. PgBouncer answers OK even when the file failed to load: verify with SHOW DATABASES."""
+        await self._run("RELOAD")
+
+    async def pause(self, db: str, timeout_s: float) -> float:
+        """PAUSE `db`, waiting at most `timeout_s` for its server connections; return the seconds waited.
+
+        PgBouncer keeps a PAUSE that timed out in force (new clients hang), so on timeout or cancellation
+        this sends RESUME before raising `PauseTimedOut` (or re-raising the cancellation).
+        """
+        import psycopg
+
+        command = f"PAUSE {quote_ident(db)}"
+        pauser = await self._open()  # its own connection: the console answers PAUSE only once paused
+        started, done = time.monotonic(), False
+        try:
+            with anyio.move_on_after(timeout_s):
+                await _simple_query(pauser, command)
+                done = True
+        except AdminCommandError:
+            await pauser.close()
+            raise
+        except psycopg.Error as exc:
+            with anyio.CancelScope(shield=True):
+                await self._undo_pause(pauser, db)
+            raise AdminConnectError(self._safe(f"{command} failed: connection lost: {exc}")) from None
+        except BaseException:  # cancelled: leave nothing paused behind, then let the cancellation through
+            with anyio.CancelScope(shield=True):
+                await self._undo_pause(pauser, db)
+            raise
+        if not done:
+            with anyio.CancelScope(shield=True):
+                pools, resumed = await self._undo_pause(pauser, db)
+            raise PauseTimedOut(db, timeout_s, pools, resumed)
+        await pauser.close()
+        return time.monotonic() - started
+
+    async def _undo_pause(self, pauser: AsyncConnection[DictRow], db: str) -> tuple[list[ShowPoolsRow], bool]:
+        # Drop the waiting connection without psycopg's cancel path: PgBouncer 1.18 answers a cancel of a
+        # console PAUSE with nothing, and psycopg would wait for an answer before giving up.
+        pauser.pgconn.finish()
+        pools: list[ShowPoolsRow] = []
+        with anyio.move_on_after(self._command_timeout_s):
+            try:
+                pools = [p for p in await self.show_pools() if p.database == db]
+                await self.resume(db)
+                return pools, True
+            except AdminCommandError as exc:
+                return pools, "is not paused" in str(exc)  # PAUSE never took hold
+            except AdminError:
+                pass
+        return pools, False
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+    async def __aenter__(self) -> AdminConsole:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+async def _simple_query(conn: AsyncConnection[DictRow], command: str) -> None:
+    """Run `command` with libpq calls we can abandon at any await (psycopg's would cancel, then wait)."""
+    from psycopg import pq
+
+    pgconn = conn.pgconn
+    pgconn.send_query(command.encode("utf-8"))
+    while pgconn.flush():
+        await anyio.wait_writable(pgconn.socket)
+    error: str | None = None
+    while True:
+        while pgconn.is_busy():
+            await anyio.wait_readable(pgconn.socket)
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            break
+        if result.status == pq.ExecStatus.FATAL_ERROR:
+            message = result.error_field(pq.DiagnosticField.MESSAGE_PRIMARY) or b"unknown error"
+            error = message.decode("utf-8", "replace")
+    if error is not None:
+        raise AdminCommandError(f"{command} failed: {error}")
