@@ -306,6 +306,9 @@ def build_app(
     )
     for spec in specs:
         app.add_tool(spec.fn, name=spec.name, annotations=spec.safety.annotations(spec.title), structured_output=True)
+    for ts in toolsets:
+        if ts.extras is not None:
+            ts.extras(app)
     return app
 
 

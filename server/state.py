@@ -17,10 +17,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import anyio
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, MCPServer
 
 from server.audit import AuditLog
 from server.config import Settings
@@ -72,6 +72,8 @@ class Toolset:
     description: str
     tools: tuple[ToolSpec, ...]
     open: Callable[[OpenContext], Awaitable[ProviderClient]]
+    # Resources, resource templates and prompts, registered on the app when the toolset is enabled.
+    extras: Callable[[MCPServer[Any]], None] | None = None
 
 
 @dataclass
