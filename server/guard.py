@@ -215,8 +215,10 @@ class Guard:
             return NotAsked(reason="token presented")
         if not can_elicit(ctx):
             return NotAsked(reason="client cannot be asked on this connection")
-        # Same text every round (no clock, no counters): a changed question is asked again.
-        return Elicit(f"{plan.preview.text()} Proceed?", Confirm)
+        # Same text every round (no clock, no counters): a changed question is asked again. The fingerprint makes
+        # any change of the target change the question, so on 2026-07-28 connections (where every round plans
+        # afresh) an answer given to an older state is never applied to a newer one.
+        return Elicit(f"{plan.preview.text()} Proceed? (state {plan.fingerprint[:8]})", Confirm)
 
     async def decide(
         self,
@@ -231,12 +233,15 @@ class Guard:
     ) -> tuple[Decision, Plan[T]]:
         """Approve, decline, or issue a token; returns the decision and the plan to execute (fresh)."""
         preview = plan.preview
+        if confirm_token is not None:
+            # Checked before anything else: a replayed or stale token is refused as such, even when the target
+            # meanwhile reached the requested state.
+            self.signer.redeem(confirm_token, tool, args, plan.fingerprint)
         if plan.no_change is not None:
             return Decision(False, "no_change", plan.no_change, preview), plan
         if self.mode == "off":
             return self._approved(tool, args, plan, "off", backend), plan
         if confirm_token is not None:
-            self.signer.redeem(confirm_token, tool, args, plan.fingerprint)
             return self._approved(tool, args, plan, "token", backend), plan
         if isinstance(approval, DeclinedElicitation) or (
             isinstance(approval, AcceptedElicitation)
