@@ -55,6 +55,9 @@ class Settings:
     taurusdb_iam_token: str | None = field(default=None, repr=False)
     taurusdb_language: Literal["en-us", "zh-cn"] = "en-us"
     pgbouncer: tuple[PgBouncerInstance, ...] = ()
+    # Saturation thresholds of pgbouncer_list_pools: more waiting clients, or an older wait, is "saturated".
+    pgbouncer_max_wait_s: float = 1.0
+    pgbouncer_max_waiting_clients: int = 0
     confirm: ConfirmMode = "auto"
     confirm_secret: bytes | None = field(default=None, repr=False)
     confirm_ttl_s: float = 300.0
@@ -73,6 +76,8 @@ class Settings:
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 30.0
     sandbox_faults: tuple[str, ...] = ()
+    # How long a sandbox TaurusDB job takes (None: the sandbox's 2-6 s); tests of real subprocesses shorten it.
+    sandbox_job_seconds: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def provider_backend(self, provider: str) -> Backend:
@@ -184,6 +189,32 @@ def _pgbouncer_instances(env: Mapping[str, str]) -> tuple[PgBouncerInstance, ...
     return tuple(found)
 
 
+def _non_negative(value: str | None, setting: str, default: float, *, integer: bool = False) -> float:
+    if value is None:
+        return default
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number < 1e9:
+        raise ConfigError(setting, f"{value!r} is not a non-negative {'integer' if integer else 'number'}", "e.g. 2")
+    return number
+
+
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+_ALNUM = re.compile(r"[A-Za-z0-9]+")
+
+
+def _check_shape(var: str, value: str | None, shape: re.Pattern[str], problem: str) -> None:
+    """Malformed credentials fail at start-up, naming the variable and never echoing the value."""
+    if value is not None and not shape.fullmatch(value):
+        raise ConfigError(var, problem, f"set {var} to the credential alone, without quotes or whitespace")
+
+
+def _optional_seconds(value: str | None, setting: str) -> float | None:
+    return None if value is None else _non_negative(value, setting, 0.0)
+
+
 def default_audit_path(env: Mapping[str, str]) -> str:
     base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
     return str(Path(base) / "poolpilot" / "audit.jsonl")
@@ -201,6 +232,12 @@ def load_settings(flags: Mapping[str, object] | None = None, env: Mapping[str, s
     project = e.get("HUAWEICLOUD_SDK_PROJECT_ID") or None
     for var, value in (("HUAWEICLOUD_SDK_AK", ak), ("HUAWEICLOUD_SDK_SK", sk), ("HUAWEICLOUD_SDK_PROJECT_ID", project)):
         r.sources[var] = f"env {var}" if value else "unset"
+    _check_shape(token_var, do_token, _PRINTABLE, "has spaces or control characters (a pasted newline?)")
+    _check_shape("HUAWEICLOUD_SDK_AK", ak, _ALNUM, "must be letters and digits only (an access key id)")
+    _check_shape("HUAWEICLOUD_SDK_SK", sk, _ALNUM, "must be letters and digits only (a secret access key)")
+    _check_shape(
+        "POOLPILOT_TAURUSDB_IAM_TOKEN", e.get("POOLPILOT_TAURUSDB_IAM_TOKEN") or None, _PRINTABLE, "is malformed"
+    )
     if project is not None and not re.fullmatch(r"[A-Za-z0-9]{32}", project):
         raise ConfigError("HUAWEICLOUD_SDK_PROJECT_ID", "must be 32 letters or digits", "copy it from the console")
     if bool(ak) != bool(sk):
@@ -250,6 +287,12 @@ def load_settings(flags: Mapping[str, object] | None = None, env: Mapping[str, s
         taurusdb_iam_token=iam_token,
         taurusdb_language=language,  # type: ignore[arg-type]
         pgbouncer=_pgbouncer_instances(e),
+        pgbouncer_max_wait_s=_non_negative(r.get("pgbouncer_max_wait_s"), "POOLPILOT_PGBOUNCER_MAX_WAIT_S", 1.0),
+        pgbouncer_max_waiting_clients=int(
+            _non_negative(
+                r.get("pgbouncer_max_waiting_clients"), "POOLPILOT_PGBOUNCER_MAX_WAITING_CLIENTS", 0, integer=True
+            )
+        ),
         confirm=confirm,  # type: ignore[arg-type]
         confirm_secret=secret_raw.encode() if secret_raw else None,
         read_only=r.flag("read_only"),
@@ -265,6 +308,7 @@ def load_settings(flags: Mapping[str, object] | None = None, env: Mapping[str, s
         allowed_origins=_csv(r.get("allowed_origins")) or (),
         stateless=r.flag("stateless"),
         sandbox_faults=_csv(r.get("faults")) or (),
+        sandbox_job_seconds=_optional_seconds(r.get("sandbox_job_seconds"), "POOLPILOT_SANDBOX_JOB_SECONDS"),
         sources=r.sources,
     )
     if settings.backend == "live":

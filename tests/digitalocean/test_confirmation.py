@@ -88,13 +88,12 @@ async def test_token_works_once(tmp_path: Path) -> None:
         assert s.pool(PG_MAIN_ID, "app-tx") == SEEDED
 
 
-async def test_replayed_token_on_the_changed_pool_sends_nothing(tmp_path: Path) -> None:
+async def test_replayed_token_on_the_changed_pool_is_rejected_and_sends_nothing(tmp_path: Path) -> None:
     async with session(tmp_path) as s:
         token = await _token(s)
         await s.ok(UPDATE, **ARGS, confirm_token=token)
         s.sandbox.digitalocean.calls.clear()
-        again = await s.ok(UPDATE, **ARGS, confirm_token=token)
-        assert again["outcome"] == "no_change" and again["executed"] is False
+        await _rejected(s, UPDATE, ARGS, token, "target changed")
         assert s.mutations() == []
 
 

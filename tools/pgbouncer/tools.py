@@ -1,0 +1,383 @@
+"""PgBouncer tools: live pools and stats from the admin console, guarded `pgbouncer.ini` edits, console commands.
+
+Destructive tools follow server/guard.py: a read-only plan resolver (plans.py: fresh reads, preview,
+fingerprint), an `_ask_*` resolver, and a body that lets the guard decide. Nothing from an argument reaches the
+console or the file unvalidated: `DatabaseEntry` checks every field and `quote_ident` quotes console arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar, cast
+
+import anyio
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+
+from server.errors import ErrorInfo, PoolpilotError, validation_error
+from server.guard import Confirm, ConfirmToken, Decision, GuardedResult, NotAsked, Plan, Safety
+from server.state import Toolset, ToolSpec, app_state
+from tools.pgbouncer import ini
+from tools.pgbouncer.admin import ShowDatabasesRow
+from tools.pgbouncer.client import Difference, describe, loaded_differences, open_client
+from tools.pgbouncer.models import (
+    ConsoleAction,
+    Cursor,
+    DatabaseFilter,
+    DatabaseName,
+    DbName,
+    Host,
+    InstanceName,
+    MaxDbConnections,
+    PageSize,
+    PauseResult,
+    PauseTimeoutS,
+    PoolChange,
+    PoolCreated,
+    PoolDeletion,
+    PoolList,
+    PoolMode,
+    PoolSize,
+    Port,
+    ReservePool,
+    ResumeResult,
+    Stats,
+    User,
+    WindowS,
+    pool_rows,
+    stats_rows,
+)
+from tools.pgbouncer.plans import (
+    Edit,
+    pending_changes,
+    pgb,
+    plan_delete,
+    plan_pause,
+    plan_reconnect,
+    plan_reload,
+    plan_update,
+    target,
+)
+
+__all__ = ["TOOLSET"]
+
+log = logging.getLogger("poolpilot.pgbouncer")
+T = TypeVar("T")
+R = TypeVar("R", bound=GuardedResult)
+Check = Callable[[dict[str, ShowDatabasesRow]], list[Difference]]
+
+
+def _loaded(entry: ini.DatabaseEntry) -> Check:
+    return lambda rows: loaded_differences(entry, rows.get(entry.name))
+
+
+def _gone(name: str) -> Check:
+    return lambda rows: [("database", None, name)] if name in rows else []
+
+
+def _ask(ctx: Context, plan: Plan[T], confirm_token: str | None) -> Elicit[Confirm] | NotAsked:
+    return app_state(ctx).guard.ask(ctx, cast("Plan[object]", plan), confirm_token)
+
+
+async def _decide(
+    ctx: Context,
+    tool: str,
+    args: dict[str, object],
+    plan: Plan[T],
+    approval: ElicitationResult[Confirm],
+    confirm_token: str | None,
+    replan: Callable[[], Awaitable[Plan[T]]],
+) -> tuple[Decision, Plan[T]]:
+    return await app_state(ctx).guard.decide(
+        tool=tool, args=args, plan=plan, approval=approval, confirm_token=confirm_token, replan=replan, backend="live"
+    )
+
+
+def _result(kind: type[R], decision: Decision, *, executed: bool = False, **extra: object) -> R:
+    return kind.model_validate({**decision.result_fields("live"), "executed": executed, **extra})
+
+
+async def pgbouncer_list_pools(
+    ctx: Context,
+    instance: InstanceName,
+    database: DatabaseFilter = None,
+    page_size: PageSize = 20,
+    cursor: Cursor = None,
+) -> PoolList:
+    """List PgBouncer pools per database/user: clients, servers, max wait, paused, and a saturation verdict."""
+    client = pgb(ctx)
+    client.instance(instance)
+    if cursor is not None and not cursor.isdigit():
+        raise validation_error("cursor", "not a cursor returned by this tool", hint="Omit cursor for the first page.")
+    pools, databases = await client.pools(instance), await client.databases(instance)
+    rows = [r for r in pool_rows(pools, databases, client.thresholds) if database in (None, r.database)]
+    start = int(cursor or 0)
+    return PoolList(
+        backend=client.backend,
+        instance=instance,
+        thresholds=client.thresholds,
+        pools=rows[start : start + page_size],
+        next_cursor=str(start + page_size) if start + page_size < len(rows) else None,
+    )
+
+
+async def pgbouncer_get_stats(
+    ctx: Context, instance: InstanceName, database: DatabaseFilter = None, window_s: WindowS = 0
+) -> Stats:
+    """Show PgBouncer traffic per database: totals, averages, and per-second rates over an optional window."""
+    client = pgb(ctx)
+    client.instance(instance)
+    before, elapsed = None, 0.0
+    if window_s > 0:
+        before, started = await client.stats(instance), client.clock()
+        await client.sleep(window_s)
+        elapsed = client.clock() - started
+        elapsed = elapsed if elapsed > 0 else window_s
+    rows = [r for r in stats_rows(await client.stats(instance), before, elapsed) if database in (None, r.database)]
+    return Stats(backend=client.backend, instance=instance, window_s=round(elapsed, 3), databases=rows)
+
+
+async def pgbouncer_create_pool(
+    ctx: Context,
+    instance: InstanceName,
+    database: DatabaseName,
+    host: Host = None,
+    port: Port = None,
+    dbname: DbName = None,
+    user: User = None,
+    pool_size: PoolSize = None,
+    pool_mode: PoolMode | None = None,
+    max_db_connections: MaxDbConnections = None,
+    reserve_pool: ReservePool = None,
+) -> PoolCreated:
+    """Add a pool (a [databases] line) to pgbouncer.ini, reload PgBouncer and verify that it loaded."""
+    client = pgb(ctx)
+    fields: dict[str, object] = {"host": host, "port": port, "dbname": dbname, "user": user, "pool_size": pool_size}
+    fields |= {"pool_mode": pool_mode, "max_db_connections": max_db_connections, "reserve_pool": reserve_pool}
+    client.ini_path(instance)  # no config file: read-only, said before anything else
+    entry = client.new_entry(instance, database, fields)
+    file = client.read_ini(instance)
+    if file.line(database) is not None or database in await client.databases(instance):
+        raise PoolpilotError(
+            ErrorInfo(
+                code="conflict",
+                message=f"{target(instance, database)} already exists; nothing was changed",
+                hint="Use pgbouncer_update_pool to change it, or choose another database name.",
+                provider="pgbouncer",
+            )
+        )
+    args = {"instance": instance, "database": database, **fields}
+    app_state(ctx).guard.start_write(
+        tool="pgbouncer_create_pool", args=args, target=target(instance, database), backend=client.backend
+    )
+    await client.apply(instance, file, file.with_entry(entry), _loaded(entry))
+    return PoolCreated(
+        backend=client.backend,
+        instance=instance,
+        target=target(instance, database),
+        message="Written, reloaded and verified with SHOW DATABASES.",
+        line=ini.render_line(entry, masked=True),
+    )
+
+
+async def _ask_update(
+    ctx: Context, plan: Annotated[Plan[Edit], Resolve(plan_update)], confirm_token: ConfirmToken = None
+) -> Elicit[Confirm] | NotAsked:
+    return _ask(ctx, plan, confirm_token)
+
+
+async def pgbouncer_update_pool(
+    ctx: Context,
+    instance: InstanceName,
+    database: DatabaseName,
+    plan: Annotated[Plan[Edit], Resolve(plan_update)],
+    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_update)],
+    host: Host = None,
+    port: Port = None,
+    dbname: DbName = None,
+    user: User = None,
+    pool_size: PoolSize = None,
+    pool_mode: PoolMode | None = None,
+    max_db_connections: MaxDbConnections = None,
+    reserve_pool: ReservePool = None,
+    confirm_token: ConfirmToken = None,
+) -> PoolChange:
+    """Change a pool's [databases] line (omitted fields are kept), reload and verify; asks for confirmation."""
+    args: dict[str, object] = {"instance": instance, "database": database, "host": host, "port": port}
+    args |= {"dbname": dbname, "user": user, "pool_size": pool_size, "pool_mode": pool_mode}
+    args |= {"max_db_connections": max_db_connections, "reserve_pool": reserve_pool}
+
+    async def replan() -> Plan[Edit]:
+        fields = (host, port, dbname, user, pool_size, pool_mode, max_db_connections, reserve_pool)
+        return await plan_update(ctx, instance, database, *fields)
+
+    decision, plan = await _decide(ctx, "pgbouncer_update_pool", args, plan, approval, confirm_token, replan)
+    edit = plan.data
+    executed = decision.approved and edit.after is not None
+    if executed and edit.after is not None:
+        await pgb(ctx).apply(instance, edit.file, edit.text, _loaded(edit.after))
+    return _result(
+        PoolChange,
+        decision,
+        executed=executed,
+        instance=instance,
+        line_before=edit.line_before,
+        line_after=edit.line_after,
+    )
+
+
+async def _ask_delete(
+    ctx: Context, plan: Annotated[Plan[Edit], Resolve(plan_delete)], confirm_token: ConfirmToken = None
+) -> Elicit[Confirm] | NotAsked:
+    return _ask(ctx, plan, confirm_token)
+
+
+async def pgbouncer_delete_pool(
+    ctx: Context,
+    instance: InstanceName,
+    database: DatabaseName,
+    plan: Annotated[Plan[Edit], Resolve(plan_delete)],
+    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_delete)],
+    confirm_token: ConfirmToken = None,
+) -> PoolDeletion:
+    """Remove a pool's [databases] line, reload and verify that it is gone; asks for confirmation."""
+    args: dict[str, object] = {"instance": instance, "database": database}
+    replan = lambda: plan_delete(ctx, instance, database)  # noqa: E731
+    decision, plan = await _decide(ctx, "pgbouncer_delete_pool", args, plan, approval, confirm_token, replan)
+    if not decision.approved:
+        return _result(PoolDeletion, decision, instance=instance)
+    await pgb(ctx).apply(instance, plan.data.file, plan.data.text, _gone(database))
+    return _result(PoolDeletion, decision, executed=True, instance=instance, deleted_line=plan.data.line_before)
+
+
+async def _ask_pause(
+    ctx: Context, plan: Annotated[Plan[None], Resolve(plan_pause)], confirm_token: ConfirmToken = None
+) -> Elicit[Confirm] | NotAsked:
+    return _ask(ctx, plan, confirm_token)
+
+
+async def pgbouncer_pause_database(
+    ctx: Context,
+    instance: InstanceName,
+    database: DatabaseName,
+    plan: Annotated[Plan[None], Resolve(plan_pause)],
+    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_pause)],
+    timeout_s: PauseTimeoutS = 10.0,
+    confirm_token: ConfirmToken = None,
+) -> PauseResult:
+    """Pause a database once its active transactions finish (bounded wait, resumes on timeout); asks first."""
+    args: dict[str, object] = {"instance": instance, "database": database, "timeout_s": timeout_s}
+    replan = lambda: plan_pause(ctx, instance, database, timeout_s)  # noqa: E731
+    decision, plan = await _decide(ctx, "pgbouncer_pause_database", args, plan, approval, confirm_token, replan)
+    if not decision.approved:
+        return _result(PauseResult, decision, instance=instance, database=database)
+    client = pgb(ctx)
+    pools = [p for p in await client.pools(instance) if p.database == database]
+    try:
+        waited = await client.pause(instance, database, timeout_s)
+    except anyio.get_cancelled_exc_class():
+        log.warning("pause of %s on PgBouncer %s was cancelled; RESUME was sent", database, instance)
+        raise
+    return _result(
+        PauseResult,
+        decision,
+        executed=True,
+        instance=instance,
+        database=database,
+        waited_s=round(waited, 3),
+        clients_waited_for=sum(p.cl_active for p in pools),
+        servers_waited_for=sum(p.sv_active for p in pools),
+    )
+
+
+async def pgbouncer_resume_database(ctx: Context, instance: InstanceName, database: DatabaseName) -> ResumeResult:
+    """Resume a paused database so that its clients run again; does nothing when it is not paused."""
+    client, where = pgb(ctx), target(instance, database)
+    if not (await client.database(instance, database)).paused:
+        message = "The database is not paused; nothing was sent."
+        return ResumeResult(instance=instance, outcome="no_change", target=where, message=message, database=database)
+    args: dict[str, object] = {"instance": instance, "database": database}
+    app_state(ctx).guard.start_write(tool="pgbouncer_resume_database", args=args, target=where, backend="live")
+    await client.resume(instance, database)
+    return ResumeResult(instance=instance, outcome="executed", target=where, message="Resumed.", database=database)
+
+
+async def _ask_reconnect(
+    ctx: Context, plan: Annotated[Plan[None], Resolve(plan_reconnect)], confirm_token: ConfirmToken = None
+) -> Elicit[Confirm] | NotAsked:
+    return _ask(ctx, plan, confirm_token)
+
+
+async def pgbouncer_reconnect_database(
+    ctx: Context,
+    instance: InstanceName,
+    database: DatabaseName,
+    plan: Annotated[Plan[None], Resolve(plan_reconnect)],
+    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_reconnect)],
+    confirm_token: ConfirmToken = None,
+) -> ConsoleAction:
+    """Replace a database's server connections as they are released (RECONNECT); asks for confirmation."""
+    args: dict[str, object] = {"instance": instance, "database": database}
+    replan = lambda: plan_reconnect(ctx, instance, database)  # noqa: E731
+    decision, plan = await _decide(ctx, "pgbouncer_reconnect_database", args, plan, approval, confirm_token, replan)
+    if decision.approved:
+        await pgb(ctx).reconnect(instance, database)
+    return _result(ConsoleAction, decision, executed=decision.approved, instance=instance, command="RECONNECT")
+
+
+async def _ask_reload(
+    ctx: Context, plan: Annotated[Plan[None], Resolve(plan_reload)], confirm_token: ConfirmToken = None
+) -> Elicit[Confirm] | NotAsked:
+    return _ask(ctx, plan, confirm_token)
+
+
+async def pgbouncer_reload(
+    ctx: Context,
+    instance: InstanceName,
+    plan: Annotated[Plan[None], Resolve(plan_reload)],
+    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_reload)],
+    confirm_token: ConfirmToken = None,
+) -> ConsoleAction:
+    """Make PgBouncer re-read pgbouncer.ini (RELOAD) and check that the file's pools loaded; asks first."""
+    replan = lambda: plan_reload(ctx, instance)  # noqa: E731
+    decision, plan = await _decide(
+        ctx, "pgbouncer_reload", {"instance": instance}, plan, approval, confirm_token, replan
+    )
+    if not decision.approved:
+        return _result(ConsoleAction, decision, instance=instance, command="RELOAD")
+    client = pgb(ctx)
+    await client.reload(instance)
+    # RELOAD answers OK even when the file failed to load: whatever still differs did not load.
+    left: list[Difference] = [(c.field, c.after, c.before) for c in await pending_changes(client, instance)]
+    if left:
+        raise PoolpilotError(
+            ErrorInfo(
+                code="reload_failed",
+                message=f"RELOAD was sent but PgBouncer {instance} did not load pgbouncer.ini ({describe(left)})",
+                hint="PgBouncer's log names the line it rejected; fix the file, then call pgbouncer_reload again.",
+                provider="pgbouncer",
+            )
+        )
+    return _result(ConsoleAction, decision, executed=True, instance=instance, command="RELOAD")
+
+
+def _spec(fn: Callable[..., object], safety: Safety, title: str) -> ToolSpec:
+    return ToolSpec(fn.__name__, fn, safety, title)  # type: ignore[arg-type]
+
+
+TOOLSET = Toolset(
+    name="pgbouncer",
+    description="Self-hosted PgBouncer: live pools and stats, guarded pgbouncer.ini edits, pause/resume/reload.",
+    tools=(
+        _spec(pgbouncer_list_pools, Safety.READ, "List PgBouncer pools"),
+        _spec(pgbouncer_get_stats, Safety.READ, "PgBouncer traffic stats"),
+        _spec(pgbouncer_create_pool, Safety.WRITE, "Create a PgBouncer pool"),
+        _spec(pgbouncer_update_pool, Safety.DESTRUCTIVE, "Update a PgBouncer pool"),
+        _spec(pgbouncer_delete_pool, Safety.DESTRUCTIVE, "Delete a PgBouncer pool"),
+        _spec(pgbouncer_pause_database, Safety.DESTRUCTIVE, "Pause a PgBouncer database"),
+        _spec(pgbouncer_resume_database, Safety.WRITE, "Resume a PgBouncer database"),
+        _spec(pgbouncer_reconnect_database, Safety.DESTRUCTIVE, "Reconnect a PgBouncer database"),
+        _spec(pgbouncer_reload, Safety.DESTRUCTIVE, "Reload PgBouncer"),
+    ),
+    open=open_client,
+)
