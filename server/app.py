@@ -272,7 +272,8 @@ def build_app(
         plan = FaultPlan()
         for rule in settings.sandbox_faults:
             plan.add(rule)
-        sandbox = Sandbox(faults=plan)
+        job = settings.sandbox_job_seconds
+        sandbox = Sandbox(faults=plan) if job is None else Sandbox(faults=plan, job_seconds=(job / 3, job))
     state = AppState(settings=settings, guard=guard, audit=audit_log, redactor=redactor, sandbox=sandbox)
 
     @asynccontextmanager

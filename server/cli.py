@@ -1,4 +1,4 @@
-"""`poolpilot serve | sandbox | tools | call` — one-line errors, exit codes 0 (ok), 1 (tool failed), 2 (usage)."""
+"""`poolpilot serve | sandbox | tools | call | doctor | config`: one-line errors; exit 0 ok, 1 failed, 2 usage."""
 
 from __future__ import annotations
 
@@ -22,19 +22,24 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault", action="append", dest="faults", help="sandbox fault rule (repeatable), see README")
 
 
+def _http_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--transport", choices=["stdio", "sse", "streamable-http"])
+    p.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    p.add_argument("--auth-token-file", help="file holding the HTTP bearer token (or POOLPILOT_AUTH_TOKEN)")
+    p.add_argument("--allowed-hosts", help="comma list of Host values accepted off loopback")
+    p.add_argument("--allowed-origins", help="comma list of Origin values accepted")
+    p.add_argument("--stateless", action="store_true", default=None, help="stateless streamable HTTP (replicas)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="poolpilot", description="MCP server for managed connection pools.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
     _common(serve)
-    serve.add_argument("--transport", choices=["stdio", "sse", "streamable-http"])
-    serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="HTTP port (default 8000)")
-    serve.add_argument("--auth-token-file", help="file holding the HTTP bearer token (or POOLPILOT_AUTH_TOKEN)")
-    serve.add_argument("--allowed-hosts", help="comma list of Host values accepted off loopback")
-    serve.add_argument("--allowed-origins", help="comma list of Origin values accepted")
-    serve.add_argument("--stateless", action="store_true", default=None, help="stateless streamable HTTP (replicas)")
+    _http_options(serve)
+    serve.add_argument("--sandbox-job-seconds", type=float, help="how long a sandbox TaurusDB job takes (default 2-6)")
 
     sandbox = sub.add_parser("sandbox", help="serve the fake provider APIs on a port")
     sandbox.add_argument("--host", default="127.0.0.1")
@@ -53,11 +58,26 @@ def _parser() -> argparse.ArgumentParser:
     _common(call)
     call.add_argument("tool")
     call.add_argument("args", nargs="*", metavar="key=value", help="arguments; values are JSON when they parse")
+
+    doctor = sub.add_parser("doctor", help="check configuration, credentials and endpoints (reads only)")
+    _common(doctor)
+    _http_options(doctor)
+    doctor.add_argument("--json", action="store_true", help="machine-readable report")
+    doctor.add_argument("--timeout", type=float, default=5.0, help="seconds per endpoint (default 5)")
+
+    config = sub.add_parser("config", help="print ready-to-paste client configuration")
+    config.add_argument("client", choices=["claude-desktop", "claude-code", "cursor", "vscode"])
+    config.add_argument("--read-only", action="store_true", help="register read tools only")
+    form = config.add_mutually_exclusive_group()
+    form.add_argument("--uvx", action="store_true", help="run through uvx instead of this installation")
+    form.add_argument("--pipx", action="store_true", help="run through pipx instead of this installation")
     return parser
 
 
 def _flags(ns: argparse.Namespace) -> dict[str, object]:
-    flags = {k: v for k, v in vars(ns).items() if v is not None and k not in ("command", "tool", "args", "json")}
+    flags = {
+        k: v for k, v in vars(ns).items() if v is not None and k not in ("command", "tool", "args", "json", "timeout")
+    }
     if "faults" in flags:
         flags["faults"] = ",".join(ns.faults)
     return flags
@@ -90,6 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             from server.commands import run_sandbox
 
             return run_sandbox(ns)
+        if ns.command == "doctor":
+            from server.doctor import run_doctor
+
+            return run_doctor(_flags(ns), as_json=ns.json, timeout_s=ns.timeout)
+        if ns.command == "config":
+            from server.clientconfig import print_config
+
+            return print_config(
+                ns.client, read_only=ns.read_only, runner="uvx" if ns.uvx else "pipx" if ns.pipx else None
+            )
         settings = load_settings(_flags(ns))
         if ns.command == "tools":
             from server.commands import print_tools

@@ -34,10 +34,29 @@ def banner(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def _preflight(settings: Settings) -> None:
+    """Refuse what cannot work before speaking MCP: HTTP settings no client can reach, unusable PgBouncer DSNs."""
+    from server.config import ConfigError
+    from server.transports import check_http
+
+    check_http(settings)
+    for instance in settings.pgbouncer:
+        var = f"POOLPILOT_PGBOUNCER_{instance.name.upper().replace('-', '_')}_DSN"
+        try:
+            from tools.pgbouncer.admin import AdminConsole
+
+            AdminConsole(instance.dsn)  # parses only; connects at the first call
+        except ImportError:
+            raise ConfigError(var, "needs psycopg", "pip install 'poolpilot[pgbouncer]'") from None
+        except ValueError as exc:
+            raise ConfigError(var, str(exc), "use e.g. postgresql://admin@host:6432/pgbouncer") from None
+
+
 def serve(settings: Settings) -> int:
     from server.app import build_app
     from server.transports import run_stdio, serve_http
 
+    _preflight(settings)
     app = build_app(settings)
     print(banner(settings), file=sys.stderr)
     if settings.transport == "stdio":

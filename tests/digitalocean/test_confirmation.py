@@ -93,7 +93,7 @@ async def test_replayed_token_on_the_changed_pool_is_rejected_and_sends_nothing(
         token = await _token(s)
         await s.ok(UPDATE, **ARGS, confirm_token=token)
         s.sandbox.digitalocean.calls.clear()
-        await _rejected(s, UPDATE, ARGS, token, "target changed")
+        await _rejected(s, UPDATE, ARGS, token, "already used")
         assert s.mutations() == []
 
 
