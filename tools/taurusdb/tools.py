@@ -1,0 +1,328 @@
+"""TaurusDB tools: instances and proxies (read), the proxy connection-pool switch (destructive, guarded), jobs.
+
+`taurusdb_set_proxy_pool_type` follows server/guard.py. Its plan reads the proxy first: a proxy already in the
+requested type is a `no_change` (nothing asked, nothing sent); a proxy that cannot switch (version flag false,
+HTAP nodes, not ACTIVE) is refused with the reason, before anything is sent. After approval the PUT is sent
+once (client.py never resends it: each PUT starts a new job).
+
+Waiting (`wait=true`, the default) polls the job with backoff (1, 2, 4, 8, then every 10 s, like terraform's
+10 s) until it is Completed or Failed or `timeout_s` passes, and sends MCP progress notifications as the job
+moves. A new job is not queryable for a few seconds (ShowGaussMySqlJobInfo reference): not-found then counts
+as Pending. A job that fails is a result, not an error (the change was attempted; `job.fail_reason` says why).
+Reaching the timeout is not an error either: TaurusDB accepted the switch and keeps running it, so the result
+says `wait_outcome="timed_out"` with the job id to follow with `taurusdb_get_job`.
+
+Cancellation: a cancelled call stops polling at once (anyio cancels the sleep or the request in flight) and
+leaves nothing half-done on our side. The job, once accepted, continues on TaurusDB, which offers no way to
+cancel it: that is the provider's semantics. The audit log records the job id of a call cancelled while
+waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated, cast
+
+import anyio
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from pydantic import Field
+
+from server.errors import ErrorCode, ErrorInfo, PoolpilotError
+from server.guard import Change, Confirm, ConfirmToken, NotAsked, Plan, Preview, Safety
+from server.state import Toolset, ToolSpec, app_state
+from server.tokens import fingerprint
+from tools.taurusdb.client import PROVIDER, TaurusDBClient, open_client
+from tools.taurusdb.models import (
+    ApiProxyEntry,
+    Cursor,
+    InstanceId,
+    InstanceList,
+    InstanceRow,
+    Job,
+    JobId,
+    JobResult,
+    PageSize,
+    PoolType,
+    PoolTypeChange,
+    ProxyId,
+    ProxyList,
+    ProxyRow,
+    WaitOutcome,
+    job_from,
+)
+
+__all__ = ["TOOLSET", "proxy_row", "switch_blocker"]
+
+SET_POOL_TYPE = "taurusdb_set_proxy_pool_type"
+_FIRST_POLL_S = 1.0
+_MAX_POLL_S = 10.0
+# How long after the PUT a not-found job still counts as Pending ("queryable a few seconds after creation").
+_INVISIBLE_GRACE_S = 30.0
+_IMPACT: dict[str, str] = {
+    "SESSION": "TaurusDB runs a job on the proxy; then backend connections are reused across client sessions, "
+    "except sessions using PREPARE, temporary tables, user variables, LOCK TABLE, multi-statements or "
+    "procedures, which stay pinned",
+    "CLOSED": "TaurusDB runs a job on the proxy; then every client session holds its own backend connection again",
+}
+
+WaitArg = Annotated[bool, Field(description="Poll the job until it ends or timeout_s passes")]
+TimeoutArg = Annotated[int, Field(ge=5, le=1800, description="Max seconds to wait for the job")]
+PoolTypeArg = Annotated[PoolType, Field(description="CLOSED: pooling off; SESSION: session-level pooling")]
+
+
+def _client(ctx: Context) -> TaurusDBClient:
+    return app_state(ctx).client(PROVIDER, TaurusDBClient)
+
+
+def switch_blocker(entry: ApiProxyEntry) -> tuple[ErrorCode, str, str] | None:
+    """Why this proxy cannot switch its pool type now (error code, reason, next step), or None."""
+    proxy = entry.proxy
+    if proxy.switch_connection_pool_type_enabled is False:
+        return (
+            "not_supported",
+            "its proxy version does not support switching the connection-pool type "
+            "(switch_connection_pool_type_enabled is false)",
+            "Upgrade the proxy kernel to 2.22.07.000 or later (console: Database Proxy > Upgrade Kernel Version), "
+            "then check `switchable` with taurusdb_list_proxies.",
+        )
+    if entry.htap_nodes:
+        # taurusdb_03_0033: "Consistency levels and connection pooling are not supported" with HTAP analysis.
+        return (
+            "not_supported",
+            "proxies with HTAP analysis nodes do not support connection pooling",
+            "Use a proxy without HTAP nodes.",
+        )
+    if proxy.status and proxy.status != "ACTIVE":
+        return (
+            "conflict",
+            f"the proxy is {proxy.status}, not ACTIVE",
+            "Wait until taurusdb_list_proxies shows it ACTIVE, then retry.",
+        )
+    return None
+
+
+def proxy_row(entry: ApiProxyEntry) -> ProxyRow:
+    proxy = entry.proxy
+    blocker = switch_blocker(entry)
+    return ProxyRow(
+        proxy_id=proxy.pool_id,
+        name=proxy.name,
+        status=proxy.status,
+        pool_type=proxy.connection_pool_type,
+        switchable=blocker is None,
+        why_not=blocker[1] if blocker else None,
+        node_count=proxy.node_num if proxy.node_num is not None else len(proxy.nodes or []),
+    )
+
+
+# -- read tools -------------------------------------------------------------------------------------
+
+
+async def taurusdb_list_instances(ctx: Context, page_size: PageSize = 20, cursor: Cursor = None) -> InstanceList:
+    """List TaurusDB instances as compact rows (id, name, status, region, versions)."""
+    tdb = _client(ctx)
+    offset = int(cursor or 0)
+    instances, total = await tdb.list_instances(page_size, offset)
+    rows = [
+        InstanceRow(
+            id=i.id,
+            name=i.name,
+            status=i.status,
+            region=i.region,
+            version=(i.datastore and i.datastore.version) or None,
+            kernel_version=(i.datastore and i.datastore.kernel_version) or None,
+        )
+        for i in instances
+    ]
+    more = offset + len(rows) < total and len(rows) > 0
+    return InstanceList(
+        backend=tdb.backend, rows=rows, total=total, next_cursor=str(offset + len(rows)) if more else None
+    )
+
+
+async def taurusdb_list_proxies(ctx: Context, instance_id: InstanceId) -> ProxyList:
+    """List an instance's proxies: id, status, connection-pool type, whether it can switch (and why not)."""
+    tdb = _client(ctx)
+    entries = await tdb.list_proxies(instance_id)
+    return ProxyList(backend=tdb.backend, instance_id=instance_id, rows=[proxy_row(e) for e in entries])
+
+
+async def taurusdb_get_job(ctx: Context, job_id: JobId) -> JobResult:
+    """Get a TaurusDB job: status (Pending, Running, Completed, Failed), progress and fail reason."""
+    tdb = _client(ctx)
+    return JobResult(backend=tdb.backend, job=job_from(await tdb.get_job(job_id)))
+
+
+# -- switch the pool type (DESTRUCTIVE) -------------------------------------------------------------
+
+
+async def _plan_switch(
+    ctx: Context, instance_id: InstanceId, proxy_id: ProxyId, pool_type: PoolTypeArg
+) -> Plan[ProxyRow]:
+    entry = await _client(ctx).find_proxy(instance_id, proxy_id)
+    row = proxy_row(entry)
+    preview = Preview(
+        action="set connection-pool type",
+        target=f"proxy {row.name} ({proxy_id}) on instance {instance_id}",
+        changes=[Change(field="connection_pool_type", before=row.pool_type, after=pool_type)],
+        impact=_IMPACT[pool_type],
+    )
+    state = fingerprint({"instance": instance_id, "proxy": row.model_dump()})
+    if row.pool_type == pool_type:
+        why = f"Proxy {row.name} already uses {pool_type}; no job was started and nothing was sent."
+        return Plan(preview=preview, fingerprint=state, data=row, no_change=why)
+    blocker = switch_blocker(entry)
+    if blocker is not None:
+        code, reason, hint = blocker
+        raise PoolpilotError(
+            ErrorInfo(
+                code=code,
+                message=f"proxy {row.name} ({proxy_id}) cannot switch to {pool_type}: {reason}; nothing was sent",
+                hint=hint,
+                provider=PROVIDER,
+            )
+        )
+    return Plan(preview=preview, fingerprint=state, data=row)
+
+
+async def _ask_switch(
+    ctx: Context,
+    plan: Annotated[Plan[ProxyRow], Resolve(_plan_switch)],
+    confirm_token: ConfirmToken = None,
+) -> Elicit[Confirm] | NotAsked:
+    return app_state(ctx).guard.ask(ctx, cast(Plan[object], plan), confirm_token)
+
+
+async def taurusdb_set_proxy_pool_type(
+    ctx: Context,
+    instance_id: InstanceId,
+    proxy_id: ProxyId,
+    pool_type: PoolTypeArg,
+    plan: Annotated[Plan[ProxyRow], Resolve(_plan_switch)],
+    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_switch)],
+    wait: WaitArg = True,
+    timeout_s: TimeoutArg = 300,
+    confirm_token: ConfirmToken = None,
+) -> PoolTypeChange:
+    """Switch a proxy's connection-pool type (CLOSED/SESSION) and follow the job; asks for confirmation first."""
+    state = app_state(ctx)
+    tdb = _client(ctx)
+    # The token binds what changes; wait and timeout_s only say how long this call follows the job.
+    args = {"instance_id": instance_id, "proxy_id": proxy_id, "pool_type": pool_type}
+    decision, plan = await state.guard.decide(
+        tool=SET_POOL_TYPE,
+        args=args,
+        plan=plan,
+        approval=approval,
+        confirm_token=confirm_token,
+        replan=lambda: _plan_switch(ctx, instance_id, proxy_id, pool_type),
+        backend=tdb.backend,
+    )
+    fields: dict[str, object] = {
+        **decision.result_fields(tdb.backend),
+        "instance_id": instance_id,
+        "proxy_id": proxy_id,
+        "proxy_name": plan.data.name,
+        "before": plan.data.pool_type,
+        "after": pool_type,
+    }
+    if not decision.approved:
+        return PoolTypeChange.model_validate(fields)
+    submitted = await tdb.set_pool_type(instance_id, proxy_id, pool_type)
+    fields["executed"] = True
+    if submitted.job_id is None:
+        # An unclear failure, but reading the proxy back showed the requested type.
+        return PoolTypeChange.model_validate({**fields, "message": submitted.note, "pool_type_now": pool_type})
+    job_id = submitted.job_id
+    follow = f"Follow it with taurusdb_get_job(job_id={job_id!r})."
+    if not wait:
+        message = f"Switch accepted as job {job_id}; it runs on TaurusDB. {follow}"
+        job = Job(job_id=job_id, status="Pending")
+        return PoolTypeChange.model_validate({**fields, "job": job, "wait_outcome": "not_waited", "message": message})
+    try:
+        job, outcome, failure = await _wait(ctx, tdb, job_id, timeout_s)
+    except anyio.get_cancelled_exc_class():
+        # The call ends here, but the job runs on: leave its id in the audit log.
+        record = {"tool": SET_POOL_TYPE, "arguments": args, "target": plan.preview.target, "backend": tdb.backend}
+        with contextlib.suppress(PoolpilotError):
+            state.audit.write({**record, "outcome": "cancelled_while_waiting", "job_id": job_id})
+        raise
+    now = await _pool_type_now(tdb, instance_id, proxy_id) if outcome == "finished" else None
+    if outcome == "timed_out":
+        message = f"Job {job_id} is still {job.status} after {timeout_s} s; it continues on TaurusDB. {follow}"
+    elif outcome == "poll_failed":
+        message = f"Switch accepted as job {job_id}, but checking it failed ({failure}). {follow}"
+    elif job.status == "Failed":
+        message = f"Job {job_id} failed: {job.fail_reason or 'no reason given'}. The proxy shows {now or 'unknown'}."
+    elif now == pool_type:
+        message = f"Proxy {plan.data.name} switched from {plan.data.pool_type} to {pool_type} (job {job_id})."
+    else:
+        message = f"Job {job_id} completed, but the proxy reads {now or 'unknown'}; check taurusdb_list_proxies."
+    return PoolTypeChange.model_validate(
+        {**fields, "job": job, "wait_outcome": outcome, "pool_type_now": now, "message": message}
+    )
+
+
+async def _wait(ctx: Context, tdb: TaurusDBClient, job_id: str, timeout_s: float) -> tuple[Job, WaitOutcome, str]:
+    """Poll until the job ends or the timeout passes; progress goes out whenever the job moves forward."""
+    started = tdb.clock()
+    deadline = started + timeout_s
+    job = Job(job_id=job_id, status="Pending")
+    await ctx.report_progress(0, 100, f"job {job_id} accepted; waiting for TaurusDB")
+    reported = 0.0
+    delay = _FIRST_POLL_S
+    while True:
+        remaining = deadline - tdb.clock()
+        if remaining <= 0:
+            return job, "timed_out", ""
+        await tdb.sleep(min(delay, remaining))
+        delay = min(delay * 2, _MAX_POLL_S)
+        try:
+            job = await _poll(tdb, job_id, started)
+        except PoolpilotError as exc:
+            return job, "poll_failed", exc.info.text()
+        value = _progress_value(job)
+        # MCP requires progress to increase with every notification: send only when the job moved forward.
+        if value > reported:
+            reported = value
+            percent = f" {job.progress}%" if job.status == "Running" and job.progress is not None else ""
+            await ctx.report_progress(value, 100, f"job {job_id}: {job.status}{percent}")
+        if job.status in ("Completed", "Failed"):
+            return job, "finished", ""
+
+
+async def _poll(tdb: TaurusDBClient, job_id: str, started: float) -> Job:
+    try:
+        return job_from(await tdb.get_job(job_id))
+    except PoolpilotError as exc:
+        if exc.info.code == "not_found" and tdb.clock() - started < _INVISIBLE_GRACE_S:
+            return Job(job_id=job_id, status="Pending")
+        raise
+
+
+def _progress_value(job: Job) -> float:
+    if job.status in ("Completed", "Failed"):
+        return 100.0
+    if job.status == "Running":
+        return float(min(99, max(1, job.progress or 0)))
+    return 0.0
+
+
+async def _pool_type_now(tdb: TaurusDBClient, instance_id: str, proxy_id: str) -> str | None:
+    try:
+        return (await tdb.find_proxy(instance_id, proxy_id)).proxy.connection_pool_type
+    except PoolpilotError:
+        return None  # the result still says how the job ended; the type is just unknown
+
+
+TOOLSET = Toolset(
+    name=PROVIDER,
+    description="Huawei Cloud TaurusDB (GaussDB for MySQL): instances, database proxies and their connection pools.",
+    tools=(
+        ToolSpec("taurusdb_list_instances", taurusdb_list_instances, Safety.READ, "List TaurusDB instances"),
+        ToolSpec("taurusdb_list_proxies", taurusdb_list_proxies, Safety.READ, "List TaurusDB proxies"),
+        ToolSpec(SET_POOL_TYPE, taurusdb_set_proxy_pool_type, Safety.DESTRUCTIVE, "Set TaurusDB proxy pool type"),
+        ToolSpec("taurusdb_get_job", taurusdb_get_job, Safety.READ, "Get TaurusDB job"),
+    ),
+    open=open_client,
+)
