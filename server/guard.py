@@ -95,7 +95,7 @@ class Safety(enum.Enum):
 
 ConfirmToken = Annotated[
     str | None,
-    Field(description="Token from a previous preview of this exact call; only after the user agreed.", max_length=512),
+    Field(description="Token from this call's preview; only after the user agreed", max_length=512),
 ]
 
 
