@@ -279,7 +279,18 @@ class DigitalOceanClient:
             response = await self._named(self.upstream.request("GET", path, params=params), what, None)
             body = response.json()
             found = body.get(key) if isinstance(body, dict) else None
-            items.extend(found if isinstance(found, list) else [])
+            if found is not None and not isinstance(found, list):
+                # A body of the wrong shape is a provider fault, never an empty list the model would trust.
+                raise PoolpilotError(
+                    ErrorInfo(
+                        code="upstream_error",
+                        message=f"DigitalOcean answered {what} with an unexpected body (no {key!r} list)",
+                        provider="digitalocean",
+                        http_status=response.status_code,
+                        hint="Retry later; if it persists, check POOLPILOT_DIGITALOCEAN_URL points at the API.",
+                    )
+                )
+            items.extend(found or [])
             following = (body.get("links") or {}).get("pages", {}).get("next") if isinstance(body, dict) else None
             if not isinstance(following, str):
                 break
