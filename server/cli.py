@@ -33,15 +33,17 @@ def _http_options(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="poolpilot", description="MCP server for managed connection pools.")
+    parser = argparse.ArgumentParser(
+        prog="poolpilot", description="MCP server for managed connection pools.", allow_abbrev=False
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve = sub.add_parser("serve", allow_abbrev=False, help="run the MCP server (stdio by default)")
     _common(serve)
     _http_options(serve)
     serve.add_argument("--sandbox-job-seconds", type=float, help="how long a sandbox TaurusDB job takes (default 2-6)")
 
-    sandbox = sub.add_parser("sandbox", help="serve the fake provider APIs on a port")
+    sandbox = sub.add_parser("sandbox", allow_abbrev=False, help="serve the fake provider APIs on a port")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8080)
     sandbox.add_argument("--fault", action="append", dest="faults", help="fault rule (repeatable), see README")
@@ -50,22 +52,24 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--clock-skew", type=float, default=0.0, help="TaurusDB Date header offset in seconds")
     sandbox.add_argument("--with-pgbouncer", action="store_true", help="also start a local PostgreSQL + PgBouncer")
 
-    tools = sub.add_parser("tools", help="list the tools with their safety class")
+    tools = sub.add_parser("tools", allow_abbrev=False, help="list the tools with their safety class")
     _common(tools)
     tools.add_argument("--json", action="store_true")
 
-    call = sub.add_parser("call", help="call one tool through an in-process MCP client")
+    call = sub.add_parser("call", allow_abbrev=False, help="call one tool through an in-process MCP client")
     _common(call)
     call.add_argument("tool")
     call.add_argument("args", nargs="*", metavar="key=value", help="arguments; values are JSON when they parse")
 
-    doctor = sub.add_parser("doctor", help="check configuration, credentials and endpoints (reads only)")
+    doctor = sub.add_parser(
+        "doctor", allow_abbrev=False, help="check configuration, credentials and endpoints (reads only)"
+    )
     _common(doctor)
     _http_options(doctor)
     doctor.add_argument("--json", action="store_true", help="machine-readable report")
     doctor.add_argument("--timeout", type=float, default=5.0, help="seconds per endpoint (default 5)")
 
-    config = sub.add_parser("config", help="print ready-to-paste client configuration")
+    config = sub.add_parser("config", allow_abbrev=False, help="print ready-to-paste client configuration")
     config.add_argument("client", choices=["claude-desktop", "claude-code", "cursor", "vscode"])
     config.add_argument("--read-only", action="store_true", help="register read tools only")
     form = config.add_mutually_exclusive_group()

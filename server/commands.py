@@ -58,11 +58,15 @@ def serve(settings: Settings) -> int:
 
     _preflight(settings)
     app = build_app(settings)
-    print(banner(settings), file=sys.stderr)
+    text = banner(settings)
+
+    def ready() -> None:  # printed once SIGINT/SIGTERM are handled, so a signal after it always exits cleanly
+        print(text, file=sys.stderr, flush=True)
+
     if settings.transport == "stdio":
-        anyio.run(run_stdio, app)
+        anyio.run(run_stdio, app, ready)
     else:
-        anyio.run(serve_http, app, settings)
+        anyio.run(serve_http, app, settings, ready)
     return 0
 
 

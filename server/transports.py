@@ -13,27 +13,34 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import signal
-from collections.abc import Generator
+import socket
+import threading
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import anyio.abc
+import anyio.from_thread
+import anyio.lowlevel
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.config import LOOPBACK, ConfigError, Settings
 
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ["BearerAuth", "check_http", "http_app", "run_stdio", "security_settings", "serve_http"]
+__all__ = ["BearerAuth", "bind_socket", "check_http", "http_app", "run_stdio", "security_settings", "serve_http"]
 
 WILDCARD_BINDS = ("0.0.0.0", "::", "")
 _LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
 _LOOPBACK_ORIGINS = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-# Bounded grace for in-flight calls on SIGINT/SIGTERM; open SSE streams never finish, so they are cut here.
+# Bounded grace for calls in flight at SIGINT/SIGTERM (idle event streams are closed at once); a second signal
+# or the end of the grace cancels what is left.
 GRACEFUL_SHUTDOWN_S = 5
 
 
@@ -73,6 +80,24 @@ def check_http(settings: Settings) -> None:
             f"binding {settings.host or 'every interface'} matches no Host header clients send",
             "list the names clients use, e.g. --allowed-hosts mcp.example.com (or POOLPILOT_ALLOWED_HOSTS)",
         )
+
+
+def bind_socket(settings: Settings) -> socket.socket:
+    """The listening socket, bound before anything starts, so a busy port is a one-line start-up error."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            "--port",
+            f"cannot bind {settings.host}:{settings.port} ({exc.strerror})",
+            "stop what uses it, or pick another",
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 class BearerAuth:
@@ -122,6 +147,60 @@ def http_app(app: MCPServer[Any], settings: Settings) -> ASGIApp:
     return BearerAuth(inner, settings.auth_token) if settings.auth_token else inner
 
 
+class _Drain:
+    """Ends open event streams at shutdown once in-flight requests are done. An idle client's stream never
+    finishes by itself: it held every SIGTERM for the whole grace period, and uvicorn's forced cancel then
+    logged a traceback. A stream ends as a completed response; the client sees the server go away."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._streams: set[anyio.CancelScope] = set()
+        self._calls = 0
+        self._idle: anyio.Event | None = None  # set when the last call in flight at shutdown finishes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif scope["method"] == "GET":
+            await self._stream(scope, receive, send)
+        else:
+            self._calls += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self._calls -= 1
+                if self._calls == 0 and self._idle is not None:
+                    self._idle.set()
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = finished = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started, finished
+            started = started or message["type"] == "http.response.start"
+            finished = message["type"] == "http.response.body" and not message.get("more_body", False)
+            await send(message)
+
+        with anyio.CancelScope() as stream:
+            self._streams.add(stream)
+            try:
+                await self.app(scope, receive, tracked)
+            finally:
+                self._streams.discard(stream)
+        if stream.cancelled_caught and started and not finished:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def drain(self, grace_s: float) -> None:
+        """Streamable HTTP answers calls on their own POST: let those finish (bounded). Over SSE the answers ride
+        the stream itself, so closing it cancels what is in flight, as the SDK's cancellation does."""
+        if self._calls:
+            self._idle = anyio.Event()
+            with anyio.move_on_after(grace_s):
+                await self._idle.wait()
+        for stream in list(self._streams):
+            stream.cancel()
+
+
 def _quiet_server(config: uvicorn.Config) -> uvicorn.Server:
     import uvicorn
 
@@ -136,12 +215,14 @@ def _quiet_server(config: uvicorn.Config) -> uvicorn.Server:
     return Server(config)
 
 
-async def serve_http(app: MCPServer[Any], settings: Settings) -> None:
+async def serve_http(app: MCPServer[Any], settings: Settings, on_ready: Callable[[], None] | None = None) -> None:
     """Serve until SIGINT/SIGTERM: stop accepting, let in-flight calls finish (bounded), close the clients."""
     import uvicorn  # only for HTTP: keeps stdio start-up lean
 
+    sock = bind_socket(settings)
+    drain = _Drain(http_app(app, settings))
     config = uvicorn.Config(
-        http_app(app, settings),
+        drain,
         host=settings.host,
         port=settings.port,
         log_level="warning",
@@ -150,28 +231,81 @@ async def serve_http(app: MCPServer[Any], settings: Settings) -> None:
     )
     server = _quiet_server(config)
     async with anyio.create_task_group() as tg:
-
-        async def stop_on_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for _ in signals:
-                    server.force_exit = server.should_exit  # a second signal skips the grace period
-                    server.should_exit = True
-
-        tg.start_soon(stop_on_signal)
-        await server.serve()
+        await tg.start(_stop_on_signal, server, drain)
+        if on_ready is not None:
+            on_ready()
+        await server.serve(sockets=[sock])
         tg.cancel_scope.cancel()
 
 
-async def run_stdio(app: MCPServer[Any]) -> None:
-    """Serve stdio until EOF or SIGINT/SIGTERM; a signal cancels in-flight calls and closes the clients."""
+async def _stop_on_signal(
+    server: uvicorn.Server, drain: _Drain, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    async with anyio.create_task_group() as tg:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for _ in signals:
+                if server.should_exit:
+                    server.force_exit = True  # a second signal skips the grace period
+                    continue
+                server.should_exit = True
+                tg.start_soon(drain.drain, GRACEFUL_SHUTDOWN_S - 1)
+
+
+class _StdinLines:
+    """stdin lines read by a daemon thread. The SDK reads stdin in an anyio worker thread, which is not a daemon
+    and cannot be abandoned: on SIGTERM while the client kept stdin open and idle, the process hung until the
+    client closed it. Here a signal cancels the receive and the blocked reader dies with the process."""
+
+    def __init__(self) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[str](0)
+        self._file = open(os.dup(0), encoding="utf-8", errors="replace")  # noqa: SIM115 - lives with the process
+        with open(os.devnull, "rb") as null:  # as the SDK does: fd 0 reads EOF, so a child cannot eat the protocol
+            os.dup2(null.fileno(), 0)
+
+    def start(self) -> None:
+        token = anyio.lowlevel.current_token()
+        threading.Thread(target=self._pump, args=(token,), name="poolpilot stdin", daemon=True).start()
+
+    def _pump(self, token: anyio.lowlevel.EventLoopToken) -> None:
+        try:
+            while line := self._file.readline():
+                anyio.from_thread.run(self._send.send, line, token=token)
+            anyio.from_thread.run_sync(self._send.close, token=token)
+        except (RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            return  # the loop or the receiver is gone: the server is shutting down
+
+    def __aiter__(self) -> _StdinLines:
+        return self
+
+    async def __anext__(self) -> str:
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+
+async def run_stdio(app: MCPServer[Any], on_ready: Callable[[], None] | None = None) -> None:
+    """Serve stdio until EOF or SIGINT/SIGTERM; a signal cancels in-flight calls and closes the clients.
+
+    `on_ready` runs once the signal handlers are in place (the banner: a signal after it exits cleanly)."""
+    from mcp.server.stdio import stdio_server
+
+    stdin = _StdinLines()
     async with anyio.create_task_group() as tg:
 
-        async def stop_on_signal() -> None:
+        async def stop_on_signal(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
                 async for _ in signals:
                     tg.cancel_scope.cancel()
                     return
 
-        tg.start_soon(stop_on_signal)
-        await app.run_stdio_async()
+        await tg.start(stop_on_signal)
+        stdin.start()
+        if on_ready is not None:
+            on_ready()
+        lowlevel = app._lowlevel_server  # what MCPServer.run_stdio_async runs; it takes no stdin of ours
+        async with stdio_server(stdin=cast("anyio.AsyncFile[str]", stdin)) as (read_stream, write_stream):
+            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
         tg.cancel_scope.cancel()
