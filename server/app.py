@@ -36,6 +36,7 @@ TOOLSET_MODULES: dict[str, str] = {
     "digitalocean": "tools.digitalocean.tools",
     "taurusdb": "tools.taurusdb.tools",
     "pgbouncer": "tools.pgbouncer.tools",
+    "pools": "tools.fleet.tools",
 }
 
 

@@ -58,6 +58,11 @@ class Settings:
     # Saturation thresholds of pgbouncer_list_pools: more waiting clients, or an older wait, is "saturated".
     pgbouncer_max_wait_s: float = 1.0
     pgbouncer_max_waiting_clients: int = 0
+    # pools_advise: warn when a DO cluster's pools allocate this share of its budget, or one session pool holds
+    # this share; pools_overview gives each provider this long before reporting it as timed out.
+    advise_budget_warn: float = 0.9
+    advise_session_share: float = 0.25
+    overview_timeout_s: float = 10.0
     confirm: ConfirmMode = "auto"
     confirm_secret: bytes | None = field(default=None, repr=False)
     confirm_ttl_s: float = 300.0
@@ -93,6 +98,8 @@ class Settings:
             return bool(self.digitalocean_token)
         if provider == "taurusdb":
             return bool(self.taurusdb_iam_token) or bool(self.huawei_ak and self.huawei_sk)
+        if provider == "pools":  # the cross-provider view is live as soon as one provider it reads is
+            return any(self.has_credentials(p) for p in PROVIDERS)
         return bool(self.pgbouncer)
 
     def secrets(self) -> list[str]:
@@ -201,6 +208,20 @@ def _non_negative(value: str | None, setting: str, default: float, *, integer: b
     return number
 
 
+def _fraction(value: str | None, setting: str, default: float) -> float:
+    number = _non_negative(value, setting, default)
+    if not 0 < number <= 1:
+        raise ConfigError(setting, f"{value!r} is not a share between 0 and 1", "e.g. 0.9 for 90 %")
+    return number
+
+
+def _positive(value: str | None, setting: str, default: float) -> float:
+    number = _non_negative(value, setting, default)
+    if number <= 0:
+        raise ConfigError(setting, f"{value!r} is not a positive number of seconds", "e.g. 10")
+    return number
+
+
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 _ALNUM = re.compile(r"[A-Za-z0-9]+")
 
@@ -293,6 +314,9 @@ def load_settings(flags: Mapping[str, object] | None = None, env: Mapping[str, s
                 r.get("pgbouncer_max_waiting_clients"), "POOLPILOT_PGBOUNCER_MAX_WAITING_CLIENTS", 0, integer=True
             )
         ),
+        advise_budget_warn=_fraction(r.get("advise_budget_warn"), "POOLPILOT_ADVISE_BUDGET_WARN", 0.9),
+        advise_session_share=_fraction(r.get("advise_session_share"), "POOLPILOT_ADVISE_SESSION_SHARE", 0.25),
+        overview_timeout_s=_positive(r.get("overview_timeout_s"), "POOLPILOT_OVERVIEW_TIMEOUT_S", 10.0),
         confirm=confirm,  # type: ignore[arg-type]
         confirm_secret=secret_raw.encode() if secret_raw else None,
         read_only=r.flag("read_only"),

@@ -17,9 +17,9 @@ Scalar = str | int | float | bool | None
 class Budget(BaseModel):
     """A DigitalOcean cluster's connection budget: the same fields as digitalocean_list_pools."""
 
-    max: int | None
+    max: int | None = None  # null when the size slug carries no RAM (the API then decides)
     allocated: int
-    available: int | None
+    available: int | None = None
 
 
 class OverviewRow(BaseModel):
@@ -50,6 +50,7 @@ class ProviderFailure(BaseModel):
 
 
 class Overview(BaseModel):
+    backend: str = Field(default="mixed", description="sandbox, live, or mixed across providers")
     rows: list[OverviewRow]
     errors: list[ProviderFailure] = Field(default_factory=list)
 
@@ -71,6 +72,7 @@ class Finding(BaseModel):
 
 
 class Advice(BaseModel):
+    backend: str = "mixed"
     findings: list[Finding]
     errors: list[ProviderFailure] = Field(default_factory=list)
     thresholds: dict[str, float]

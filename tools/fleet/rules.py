@@ -1,9 +1,9 @@
 """Right-sizing rules: plain functions over the overview rows. Advice never acts; each finding names the exact
 tool call that would apply its fix, which the caller then makes through the normal guard.
 
-Rules (thresholds in `Thresholds`, configurable through `POOLPILOT_ADVISE_*`):
-- `do_budget_overcommitted` (critical): a cluster's pools allocate more than its budget → shrink the largest pool.
-- `do_budget_high` (warning): allocation >= `budget_warn` (90 %) of the budget → shrink the largest pool below it.
+Rules (thresholds in `Thresholds`, set by `POOLPILOT_ADVISE_*` and `POOLPILOT_PGBOUNCER_MAX_*`):
+- `do_budget_overcommitted` (critical): a cluster's pools allocate more than its budget, and
+  `do_budget_high` (warning): allocation >= `budget_warn` (90 %) of it → shrink the largest pool below that share.
 - `do_session_pool_large` (warning): a `session` pool holds >= `session_share` (25 %) of the budget → transaction.
 - `do_pool_orphaned` (critical): the pool's database (→ delete the pool) or user (→ inbound user) no longer exists.
 - `pgbouncer_waiting` (warning): clients waiting > `waiting_clients` or max wait > `max_wait_s` → grow the pool
@@ -67,12 +67,14 @@ def do_budget(overview: Overview, t: Thresholds) -> list[Finding]:
             continue
         share = budget.allocated / budget.max
         if budget.allocated > budget.max:
-            rule, severity, target = "do_budget_overcommitted", "critical", budget.max
+            rule, severity = "do_budget_overcommitted", "critical"
         elif share >= t.budget_warn:
-            rule, severity, target = "do_budget_high", "warning", math.ceil(t.budget_warn * budget.max) - 1
+            rule, severity = "do_budget_high", "warning"
         else:
             continue
-        call, how = _shrink_call(rows, target)
+        # Both aim just below the warning share, so applying the suggestion clears the finding in one call
+        # (aiming at `max` would turn an over-commit straight into a `do_budget_high` warning).
+        call, how = _shrink_call(rows, math.ceil(t.budget_warn * budget.max) - 1)
         findings.append(
             Finding(
                 rule=rule,
@@ -177,7 +179,7 @@ def pgbouncer_waiting(overview: Overview, t: Thresholds) -> list[Finding]:
             if wanted > row.size:
                 call = SuggestedCall(
                     tool="pgbouncer_update_pool",
-                    arguments={"instance": row.location, "name": row.pool, "pool_size": wanted},
+                    arguments={"instance": row.location, "database": row.pool, "pool_size": wanted},
                 )
         findings.append(
             Finding(

@@ -1,0 +1,115 @@
+"""Cross-provider tools (`pools_*`): one overview of every pool, and rule-based advice over it.
+
+Both are reads. They reach the provider clients the server already opened (`app_state(ctx).clients`), so only
+providers enabled on this server are read; the toolset's own client is a placeholder. Results are compact: the
+text is one line of JSON without nulls, the same data as `structuredContent`. Advice never acts: each finding
+names the exact call that would apply its fix, which the caller makes through that tool's guard.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from mcp.server.mcpserver import Context
+from mcp_types import CallToolResult, TextContent
+from pydantic import BaseModel, Field
+
+from server.errors import ErrorInfo, PoolpilotError, validation_error
+from server.guard import Safety
+from server.state import AppState, OpenContext, Toolset, ToolSpec, app_state
+from tools.fleet.collect import collect, enabled_providers
+from tools.fleet.models import Advice, Overview, Provider
+from tools.fleet.resources import register_extras
+from tools.fleet.rules import Thresholds, advise
+
+__all__ = ["TOOLSET", "compact", "thresholds"]
+
+ProviderFilter = Annotated[Provider | None, Field(description="Only this provider")]
+LocationFilter = Annotated[
+    str | None, Field(min_length=1, max_length=100, description="Only this DO cluster, TaurusDB or PgBouncer instance")
+]
+
+
+class _Mixed:
+    """The toolset's client: the pools tools use the providers' clients, so there is nothing to open."""
+
+    backend = "mixed"
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _open(_: OpenContext) -> _Mixed:
+    return _Mixed()
+
+
+def thresholds(state: AppState) -> Thresholds:
+    """The advice thresholds from the settings (PgBouncer's are the ones pgbouncer_list_pools uses too)."""
+    s = state.settings
+    return Thresholds(
+        budget_warn=s.advise_budget_warn,
+        session_share=s.advise_session_share,
+        waiting_clients=s.pgbouncer_max_waiting_clients,
+        max_wait_s=s.pgbouncer_max_wait_s,
+    )
+
+
+def compact(model: BaseModel) -> CallToolResult:
+    """One line of JSON without nulls, for the text and the structured content alike."""
+    data = model.model_dump(mode="json", exclude_none=True)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
+
+
+def _checked(state: AppState, provider: Provider | None) -> None:
+    enabled = enabled_providers(state)
+    if not enabled:
+        raise PoolpilotError(
+            ErrorInfo(
+                code="not_supported",
+                message="no provider is enabled on this server, so there are no pools to show",
+                hint="Ask the operator to enable digitalocean, taurusdb or pgbouncer (--toolsets).",
+            )
+        )
+    if provider is not None and provider not in enabled:
+        raise validation_error("provider", "this provider is not enabled on this server", allowed=enabled)
+
+
+async def pools_overview(
+    ctx: Context, provider: ProviderFilter = None, location: LocationFilter = None
+) -> Annotated[CallToolResult, Overview]:
+    """List every pool across the enabled providers as uniform rows with budget and health figures."""
+    state = app_state(ctx)
+    _checked(state, provider)
+    return compact(await collect(state, provider=provider, location=location))
+
+
+async def pools_advise(
+    ctx: Context, provider: ProviderFilter = None, location: LocationFilter = None
+) -> Annotated[CallToolResult, Advice]:
+    """Find pools to fix (budget, session mode, orphans, waiting clients) and the exact call for each; never acts."""
+    state = app_state(ctx)
+    _checked(state, provider)
+    overview = await collect(state, provider=provider, location=location)
+    limits = thresholds(state)
+    return compact(
+        Advice(
+            backend=overview.backend,
+            findings=advise(overview, limits),
+            errors=overview.errors,
+            thresholds=limits.as_dict(),
+        )
+    )
+
+
+TOOLSET = Toolset(
+    name="pools",
+    description="Cross-provider view: every pool in one overview, and right-sizing advice (read-only).",
+    tools=(
+        ToolSpec("pools_overview", pools_overview, Safety.READ, "Overview of all pools"),
+        ToolSpec("pools_advise", pools_advise, Safety.READ, "Advice on all pools"),
+    ),
+    open=_open,
+    extras=register_extras,
+)
