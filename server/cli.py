@@ -15,7 +15,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["auto", "sandbox", "live"], help="auto: live where credentials exist")
     p.add_argument("--confirm", choices=["auto", "token", "off"], help="how destructive calls are confirmed")
     p.add_argument("--read-only", action="store_true", default=None, help="register read tools only")
-    p.add_argument("--toolsets", help="comma list: digitalocean,taurusdb,pgbouncer")
+    p.add_argument("--toolsets", help="comma list: digitalocean,taurusdb,pgbouncer,pools")
     p.add_argument("--tools", help="comma list of tool names to allow")
     p.add_argument("--audit-log", help="audit log path, or - for stderr")
     p.add_argument("--allow-secrets", action="store_true", default=None, help="let connection passwords into results")
