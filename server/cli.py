@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -107,6 +108,10 @@ def _fail(message: str, code: int = 2) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = _parser().parse_args(argv)
+    if ns.command == "serve":
+        # Start-up allocates many long-lived objects (the SDK, schemas, models); collecting them while they are
+        # created only costs time. `serve` freezes them and turns the collector back on once the app is built.
+        gc.disable()
     from server.config import ConfigError, load_settings
 
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from typing import Any
@@ -56,9 +57,13 @@ def serve(settings: Settings) -> int:
     from server.app import build_app
     from server.transports import run_stdio, serve_http
 
-    _preflight(settings)
-    app = build_app(settings)
-    text = banner(settings)
+    try:
+        _preflight(settings)
+        app = build_app(settings)
+        text = banner(settings)
+    finally:
+        gc.freeze()  # what start-up built lives as long as the process: keep it out of every later collection
+        gc.enable()
 
     def ready() -> None:  # printed once SIGINT/SIGTERM are handled, so a signal after it always exits cleanly
         print(text, file=sys.stderr, flush=True)
