@@ -116,13 +116,16 @@ class Upstream:
         """Send once or, when safe, retry; return the response whose status is in `ok`, or raise."""
         safe = method in ("GET", "HEAD") if idempotent is None else idempotent
         policy = self.policy
+        # The bound is kept twice: on the injected clock (what retries and pacing sleep on, so it holds under a
+        # test's manual clock too) and on real time (a backstop for a transport that ignores its timeouts).
+        deadline = self._clock() + policy.total_s
         try:
             with anyio.fail_after(policy.total_s):
-                return await self._send_with_retries(method, path, params, json_body, content, headers, safe, ok)
+                return await self._send_with_retries(
+                    method, path, params, json_body, content, headers, safe, ok, deadline
+                )
         except TimeoutError:
-            raise self._error(
-                "timeout", f"{method} {self.provider} did not finish within {policy.total_s:.0f}s"
-            ) from None
+            raise self._error("timeout", self._overdue(method), hint=self._unsure(safe)) from None
 
     async def _send_with_retries(
         self,
@@ -134,13 +137,13 @@ class Upstream:
         headers: Mapping[str, str] | None,
         safe: bool,
         ok: tuple[int, ...],
+        deadline: float,
     ) -> httpx2.Response:
-        policy = self.policy
         attempt = 0
         while True:
             attempt += 1
-            if self._pace_s:
-                await self._sleep(self._pace_s)
+            if attempt == 1 and self._pace_s:
+                await self._sleep(self._pace_s)  # before a retry, the backoff already covers the pace
             request = self.client.build_request(
                 method, path, params=params, json=json_body, content=content, headers=headers
             )
@@ -151,23 +154,20 @@ class Upstream:
                 response = await self.client.send(request)
                 await response.aread()
             except httpx2.TimeoutException:
-                if safe and attempt < policy.attempts:
-                    await self._backoff(attempt, None)
+                if safe and await self._backoff(attempt, None, deadline):
                     continue
-                raise self._error(
-                    "timeout",
-                    f"{method} to {self.provider} timed out",
-                    hint=None if safe else "The change may or may not have happened: read the resource back.",
-                ) from None
+                message = (
+                    self._overdue(method) if self._clock() >= deadline else f"{method} to {self.provider} timed out"
+                )
+                raise self._error("timeout", message, hint=self._unsure(safe)) from None
             except httpx2.TransportError as exc:
                 # A connect failure means nothing was sent, so even a non-idempotent call may be resent.
-                if (safe or isinstance(exc, httpx2.ConnectError)) and attempt < policy.attempts:
-                    await self._backoff(attempt, None)
+                if (safe or isinstance(exc, httpx2.ConnectError)) and await self._backoff(attempt, None, deadline):
                     continue
                 raise self._error(
                     "connection_error",
                     f"{method} to {self.provider} failed: {type(exc).__name__}",
-                    hint=None if safe else "The change may or may not have happened: read the resource back.",
+                    hint=self._unsure(safe),
                 ) from None
             self._update_pace(response)
             if response.status_code in ok:
@@ -175,17 +175,30 @@ class Upstream:
             retry_after = _retry_after(response)
             # 429 means the request was refused before it was processed: resending is safe for any method.
             retryable = response.status_code in RETRYABLE_STATUS and (safe or response.status_code == 429)
-            if retryable and attempt < policy.attempts:
-                await self._backoff(attempt, retry_after)
+            if retryable and await self._backoff(attempt, retry_after, deadline):
                 continue
             raise PoolpilotError(self.describe(response))
 
-    async def _backoff(self, attempt: int, retry_after: float | None) -> None:
+    async def _backoff(self, attempt: int, retry_after: float | None, deadline: float) -> bool:
+        """Sleep before attempt `attempt + 1`; False (no sleep) when attempts or the time budget are used up."""
         policy = self.policy
+        if attempt >= policy.attempts:
+            return False
         delay = min(policy.cap_s, policy.base_s * 2 ** (attempt - 1)) * (0.5 + self._jitter() / 2)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, policy.total_s))
+        # One wait: Retry-After when the answer gave one (a 429 also says remaining 0, and the pace computed from
+        # that must not stretch or add to it), else the longer of backoff and the low-budget pace.
+        delay = max(delay, retry_after) if retry_after is not None else max(delay, self._pace_s)
+        if self._clock() + delay >= deadline:
+            return False  # the wait alone would overrun the call's bound: report now, with Retry-After if any
         await self._sleep(delay)
+        return True
+
+    def _overdue(self, method: str) -> str:
+        return f"{method} to {self.provider} did not finish within {self.policy.total_s:.0f}s"
+
+    @staticmethod
+    def _unsure(safe: bool) -> str | None:
+        return None if safe else "The change may or may not have happened: read the resource back."
 
     def _update_pace(self, response: httpx2.Response) -> None:
         headers = response.headers

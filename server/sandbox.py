@@ -127,6 +127,7 @@ class Sandbox:
         faults: FaultPlan | None = None,
         do_require_token: str | None = None,
         do_rate_limit_per_minute: int = 250,
+        do_rate_limit_per_hour: int = 5000,
         password: str = "sbx",
         job_seconds: tuple[float, float] = (2.0, 6.0),
         job_visible_after_s: float = 0.0,
@@ -143,6 +144,7 @@ class Sandbox:
             clock=clock,
             require_token=do_require_token,
             rate_limit_per_minute=do_rate_limit_per_minute,
+            rate_limit_per_hour=do_rate_limit_per_hour,
             password=password,
         )
         self.taurusdb = TaurusDBSandbox(
@@ -195,8 +197,11 @@ class Sandbox:
             retry_after = failure.retry_after if failure.status == 429 else None
             return provider.error(failure.status, retry_after=retry_after)
         if failure is not None and failure.kind == "timeout":
+            # No answer in time. Over a socket the client's read timeout fires long before this sleep ends; in
+            # process (ASGITransport has no timeouts) and on a test's manual clock it ends at once, so end it
+            # the way the client would see it: a read timeout, not an answer (a 504 would be an answer).
             await self._sleep(self._timeout_s)
-            return provider.error(504)
+            raise httpx2.ReadTimeout("sandbox fault: no answer in time")
         if failure is not None and failure.kind == "drop":
             # Start a response, then break it off: over a socket the client sees an incomplete message; in
             # process, ASGITransport re-raises this as the same transport error.

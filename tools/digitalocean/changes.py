@@ -54,7 +54,10 @@ __all__ = [
     "digitalocean_update_pool",
 ]
 
-Size = Annotated[int, Field(ge=1, description="Backend connections")]
+# 25 connections per GB of RAM (budget.py): 25,000 is a 1 TB node, beyond any DigitalOcean plan. Larger numbers
+# are typos or overflow, refused before anything is read or sent.
+MAX_POOL_SIZE = 25_000
+Size = Annotated[int, Field(ge=1, le=MAX_POOL_SIZE, description="Backend connections")]
 _FIELDS = ("mode", "size", "db", "user")
 
 

@@ -6,7 +6,8 @@ Retries follow what each method can stand (NOTES.md, CLIENTS.md):
 - POST (create) is never resent blindly: users saw 5xx from creates that did happen (TF#925, TF#447), and the
   resend then fails with 422 "name is not available". After an uncertain failure (5xx, timeout, broken
   connection, or that 422 right after one) the client reads the object back by name and reports the truth:
-  created as asked, not created, or present with other attributes (`conflict`).
+  created as asked, not created, or present with other attributes (`conflict`). A create cancelled while its
+  POST was out is remembered as uncertain too, so the next create of that object recognises it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 from urllib.parse import parse_qsl, quote, urlsplit
 
+import anyio
 import httpx2
 from pydantic import BaseModel
 
@@ -325,6 +327,11 @@ class DigitalOceanClient:
             response = await self._named(
                 self.upstream.request("POST", path, json_body=body, ok=(201,)), f"cluster {cluster_id}", None
             )
+        except anyio.get_cancelled_exc_class():
+            # The call was cancelled with the POST out: it may have been created. Remembered as uncertain, the
+            # model's next create of the same object is read back and reported as this one's, not a conflict.
+            self._uncertain_creates[key] = self._clock()
+            raise
         except PoolpilotError as exc:
             info = exc.info
             if not (_uncertain(info) or (_name_taken(info) and self.had_uncertain_create(*key))):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from server.guard import GuardedResult
-from tools.pgbouncer.admin import ShowDatabasesRow, ShowPoolsRow, ShowStatsRow
+from tools.pgbouncer.admin import ShowDatabasesRow, ShowPoolsRow, ShowStatsRow, quote_ident
+from tools.pgbouncer.ini import InvalidSetting
 
 __all__ = [
     "ConsoleAction",
+    "ConsoleDatabaseName",
     "Cursor",
     "DatabaseFilter",
     "DatabaseName",
@@ -45,11 +48,46 @@ PoolMode = Literal["session", "transaction", "statement"]
 Saturation = Literal["ok", "at_capacity", "saturated"]
 ADMIN_DB = "pgbouncer"  # the console's own virtual database: listed by SHOW commands, never a pool
 
+
+def _database_name(value: str) -> str:
+    """What can be a PgBouncer database at all: 63 bytes (MAX_DBNAME is 64 with the NUL), no control characters
+    (no file line, console command or startup packet carries them). Checked before anything connects."""
+    if len(value.encode("utf-8", "surrogatepass")) > 63:
+        raise ValueError("longer than 63 bytes of UTF-8")
+    if any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in value):
+        raise ValueError("contains a control or line-break character")
+    return value
+
+
+def _optional_database_name(value: str | None) -> str | None:
+    return None if value is None else _database_name(value)
+
+
+def _console_name(value: str) -> str:
+    """A name the admin console can take as a quoted argument (PAUSE, RESUME, RECONNECT), known before connecting."""
+    try:
+        quote_ident(value)
+    except InvalidSetting as exc:
+        raise ValueError(f"{exc.message} (allowed: {exc.allowed})") from None
+    return value
+
+
 InstanceName = Annotated[str, Field(description="Configured PgBouncer instance name", min_length=1, max_length=64)]
 DatabaseName = Annotated[
-    str, Field(description="Database name clients use through PgBouncer", min_length=1, max_length=63)
+    str,
+    Field(description="Database name clients use through PgBouncer", min_length=1, max_length=63),
+    AfterValidator(_database_name),
 ]
-DatabaseFilter = Annotated[str | None, Field(description="Only this database", min_length=1, max_length=63)]
+ConsoleDatabaseName = Annotated[
+    str,
+    Field(description="Database name clients use through PgBouncer", min_length=1, max_length=61),
+    AfterValidator(_console_name),
+]
+DatabaseFilter = Annotated[
+    str | None,
+    Field(description="Only this database", min_length=1, max_length=63),
+    AfterValidator(_optional_database_name),
+]
 WindowS = Annotated[float, Field(description="Sampling window in seconds; 0 = no sampling", ge=0, le=30)]
 PauseTimeoutS = Annotated[float, Field(description="Seconds to wait for active clients", ge=0.1, le=60)]
 PageSize = Annotated[int, Field(description="Rows per page", ge=1, le=100)]

@@ -18,6 +18,7 @@ from server.tokens import fingerprint
 from tools.pgbouncer import ini
 from tools.pgbouncer.client import PgBouncerClient, loaded_differences, masked_line
 from tools.pgbouncer.models import (
+    ConsoleDatabaseName,
     DatabaseName,
     DbName,
     Host,
@@ -58,6 +59,8 @@ class Edit:
 
 
 def _existing(client: PgBouncerClient, instance: str, database: str) -> tuple[ini.IniFile, ini.DatabaseEntry]:
+    client.ini_path(instance)  # an unknown instance, or one without a file, is said first
+    client.new_entry(instance, database, {})  # a name PgBouncer cannot load is in no file: say why, not "not found"
     file = client.read_ini(instance)
     entry = client.entry(instance, file, database)
     if entry is None:
@@ -121,7 +124,7 @@ async def plan_delete(ctx: Context, instance: InstanceName, database: DatabaseNa
 
 
 async def plan_pause(
-    ctx: Context, instance: InstanceName, database: DatabaseName, timeout_s: PauseTimeoutS = 10.0
+    ctx: Context, instance: InstanceName, database: ConsoleDatabaseName, timeout_s: PauseTimeoutS = 10.0
 ) -> Plan[None]:
     row = await pgb(ctx).database(instance, database)
     preview = Preview(
@@ -135,7 +138,7 @@ async def plan_pause(
     return Plan(preview, fingerprint({"database": database, "paused": row.paused}), None, no_change)
 
 
-async def plan_reconnect(ctx: Context, instance: InstanceName, database: DatabaseName) -> Plan[None]:
+async def plan_reconnect(ctx: Context, instance: InstanceName, database: ConsoleDatabaseName) -> Plan[None]:
     row = await pgb(ctx).database(instance, database)
     preview = Preview(
         action="reconnect database",

@@ -22,6 +22,7 @@ from tools.pgbouncer.admin import ShowDatabasesRow
 from tools.pgbouncer.client import Difference, describe, loaded_differences, open_client
 from tools.pgbouncer.models import (
     ConsoleAction,
+    ConsoleDatabaseName,
     Cursor,
     DatabaseFilter,
     DatabaseName,
@@ -259,7 +260,7 @@ async def _ask_pause(
 async def pgbouncer_pause_database(
     ctx: Context,
     instance: InstanceName,
-    database: DatabaseName,
+    database: ConsoleDatabaseName,
     plan: Annotated[Plan[None], Resolve(plan_pause)],
     approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_pause)],
     timeout_s: PauseTimeoutS = 10.0,
@@ -290,7 +291,9 @@ async def pgbouncer_pause_database(
     )
 
 
-async def pgbouncer_resume_database(ctx: Context, instance: InstanceName, database: DatabaseName) -> ResumeResult:
+async def pgbouncer_resume_database(
+    ctx: Context, instance: InstanceName, database: ConsoleDatabaseName
+) -> ResumeResult:
     """Resume a paused database so that its clients run again; does nothing when it is not paused."""
     client, where = pgb(ctx), target(instance, database)
     if not (await client.database(instance, database)).paused:
@@ -311,7 +314,7 @@ async def _ask_reconnect(
 async def pgbouncer_reconnect_database(
     ctx: Context,
     instance: InstanceName,
-    database: DatabaseName,
+    database: ConsoleDatabaseName,
     plan: Annotated[Plan[None], Resolve(plan_reconnect)],
     approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_reconnect)],
     confirm_token: ConfirmToken = None,
