@@ -32,6 +32,12 @@ def banner(settings: Settings) -> str:
     if settings.transport != "stdio":
         path = "/sse" if settings.transport == "sse" else "/mcp"
         lines.append(f"  listening on http://{settings.host}:{settings.port}{path}")
+    else:
+        lines += [
+            "  speaking MCP on stdin/stdout. Connect a client: `poolpilot config claude-desktop`",
+            "  (or claude-code, cursor, vscode) prints its configuration.",
+            "  No client at hand: `poolpilot call digitalocean_list_clusters`",
+        ]
     return "\n".join(lines)
 
 
