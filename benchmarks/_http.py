@@ -1,0 +1,100 @@
+"""The streamable HTTP phase: 100 concurrent read calls with 50 ms of upstream latency, versus one call."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import TextIO
+
+import anyio
+import httpx2
+from _procs import (
+    DO_BURST_LIMIT,
+    HELLO,
+    PHASE_TIMEOUT_S,
+    PYTHON,
+    SERVE,
+    check_result,
+    cpu_seconds,
+    free_port,
+    live_env,
+    sandbox,
+    server_env,
+    spawned,
+    timed,
+    wait_port,
+)
+from _report import Plan, Report, Row, ms, verdict
+from _stdio import READ_TOOL
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+
+@dataclass
+class Burst:
+    """One call alone (median) and `concurrency` calls at once (median of rounds), with CPU spent per call."""
+
+    one: float
+    many: float
+    cpu_ms: dict[str, float]
+
+
+async def burst(plan: Plan, port: int, tool: str, pids: dict[str, int]) -> Burst:
+    """Through one MCP session over streamable HTTP: warm up, time single calls, then concurrent bursts."""
+    endpoint = f"http://127.0.0.1:{port}/mcp"
+    limits = httpx2.Limits(max_connections=plan.concurrency + 10, max_keepalive_connections=plan.concurrency)
+    async with (
+        httpx2.AsyncClient(limits=limits, timeout=httpx2.Timeout(30.0, read=60.0)) as http,
+        Client(streamable_http_client(endpoint, http_client=http), mode="legacy") as client,
+    ):
+
+        async def call() -> None:
+            result = await client.call_tool(tool, {})
+            if tool == READ_TOOL:
+                check_result(tool, result)
+            elif result.is_error:
+                raise RuntimeError(f"{tool} failed: {result.content}")
+
+        await timed(call, 2, [])
+        singles: list[float] = []
+        await timed(call, plan.single_runs, singles)
+        batches: list[float] = []
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()} | {"client": time.process_time()}
+        for _ in range(plan.batch_rounds):
+            start = time.perf_counter()
+            async with anyio.create_task_group() as tg:
+                for _ in range(plan.concurrency):
+                    tg.start_soon(call)
+            batches.append(time.perf_counter() - start)
+        after = {name: cpu_seconds(pid) for name, pid in pids.items()} | {"client": time.process_time()}
+    calls = plan.concurrency * plan.batch_rounds
+    cpu = {name: (after[name] - before[name]) * 1000 / calls for name in before}
+    return Burst(statistics.median(singles), statistics.median(batches), cpu)
+
+
+async def bench_concurrency(plan: Plan, report: Report, tmp: str, errlog: TextIO) -> None:
+    if 2 + plan.single_runs + plan.concurrency * plan.batch_rounds >= DO_BURST_LIMIT:
+        raise ValueError("too many calls for one sandbox token within a minute")
+    with anyio.fail_after(PHASE_TIMEOUT_S):
+        async with sandbox(errlog, "latency:50ms") as (url, sandbox_proc):
+            port = free_port()
+            args = [*SERVE, "--transport", "streamable-http", "--port", str(port)]
+            with spawned(args, live_env(url, "bench-http", tmp), errlog) as proc:
+                await wait_port(port, proc)
+                pp = await burst(plan, port, READ_TOOL, {"server": proc.pid, "sandbox": sandbox_proc.pid})
+        # The floor: the same burst of no-op calls on the bare SDK server over the same transport, no upstream.
+        port = free_port()
+        with spawned([PYTHON, HELLO, "--http", str(port)], server_env(), errlog) as proc:
+            await wait_port(port, proc)
+            floor = await burst(plan, port, "hello", {"server": proc.pid})
+    n, ratio = plan.concurrency, round(pp.many / pp.one, 2)
+    report.add(
+        Row(f"{n} concurrent reads, 50 ms upstream latency (streamable HTTP)", ms(pp.many), f"1 call {ms(pp.one)}",
+            f"{ratio:.2f}x", "< 3x", verdict(ratio < 3)),
+        Row(f"{n} concurrent no-op calls, bare SDK server (HTTP floor)", "",
+            f"{ms(floor.many)} (1 call {ms(floor.one)})", f"{floor.many / pp.one:.2f}x a read"),
+        Row(f"CPU per call in the {n}: server (client, sandbox)", f"{pp.cpu_ms['server']:.2f} ms",
+            f"hello {floor.cpu_ms['server']:.2f} ms",
+            f"client {pp.cpu_ms['client']:.2f}, sandbox {pp.cpu_ms['sandbox']:.2f} ms"),
+    )  # fmt: skip
