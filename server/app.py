@@ -297,9 +297,11 @@ def build_app(
     sandbox: Any | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], Awaitable[None]] | None = None,
+    jitter: Callable[[], float] | None = None,
     audit: AuditLog | None = None,
 ) -> PoolpilotServer:
-    """The whole server for `settings`. Tests pass their own `sandbox` (to inspect its state) and `clock`."""
+    """The whole server for `settings`. Tests pass their own `sandbox` (to inspect its state), `clock`, `sleep`
+    and `jitter` (every provider's retry backoff draws from it)."""
     toolsets, specs, hidden = select_tools(settings)
     redactor = Redactor(settings.secrets())
     configure_logging(redactor)
@@ -326,6 +328,8 @@ def build_app(
             opened = OpenContext(settings=settings, redactor=redactor, sandbox=sandbox, clock=clock)
             if sleep is not None:
                 opened = dataclasses.replace(opened, sleep=sleep)
+            if jitter is not None:
+                opened = dataclasses.replace(opened, jitter=jitter)
             for ts in toolsets:
                 client = await ts.open(opened)
                 state.clients[ts.name] = client

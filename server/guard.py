@@ -16,9 +16,7 @@ them read-only; the question text comes from the preview, so keep clocks and cou
                           impact="clients connected through this pool are disconnected")
         return Plan(preview=preview, fingerprint=fingerprint(pool.model_dump(mode="json")), data=pool)
 
-    async def _ask_delete_pool(ctx: Context, plan: Annotated[Plan[ApiPool], Resolve(_plan_delete_pool)],
-                               confirm_token: ConfirmToken = None) -> Elicit[Confirm] | NotAsked:
-        return app_state(ctx).guard.ask(ctx, plan, confirm_token)
+    _ask_delete_pool = asker(_plan_delete_pool)                 # elicits when the client can answer
 
     async def digitalocean_delete_pool(
         ctx: Context, cluster_id: ClusterId, pool_name: PoolName,
@@ -27,12 +25,11 @@ them read-only; the question text comes from the preview, so keep clocks and cou
         confirm_token: ConfirmToken = None,
     ) -> PoolDeletion:                                             # PoolDeletion subclasses GuardedResult
         # docstring: "Delete a connection pool; asks for confirmation first." (the model reads it)
-        state = app_state(ctx)
-        do = state.client("digitalocean", DigitalOceanClient)
+        do = app_state(ctx).client("digitalocean", DigitalOceanClient)
         args = {"cluster_id": cluster_id, "pool_name": pool_name}  # every argument except confirm_token
-        decision, plan = await state.guard.decide(
-            tool="digitalocean_delete_pool", args=args, plan=plan, approval=approval, confirm_token=confirm_token,
-            replan=lambda: _plan_delete_pool(ctx, cluster_id, pool_name), backend=do.backend)
+        replan = lambda: _plan_delete_pool(ctx, cluster_id, pool_name)  # fresh plan after a handshake-era "yes"
+        decision, plan = await decide(                             # Guard.decide of this app
+            ctx, "digitalocean_delete_pool", args, plan, approval, confirm_token, replan, backend=do.backend)
         if not decision.approved:                                  # preview + token, declined, cancelled, no_change
             return PoolDeletion(**decision.result_fields(do.backend))
         await do.delete_pool(cluster_id, pool_name)
@@ -46,12 +43,13 @@ audit log fails, the call is refused) and returns `outcome="executed"` with the 
 from __future__ import annotations
 
 import enum
+import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from mcp.server.mcpserver import Context, Elicit, ElicitationResult
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.resolve import AcceptedElicitation, CancelledElicitation, DeclinedElicitation
 from mcp_types import ToolAnnotations
 from mcp_types.version import is_version_at_least
@@ -72,7 +70,9 @@ __all__ = [
     "Plan",
     "Preview",
     "Safety",
+    "asker",
     "can_elicit",
+    "decide",
 ]
 
 
@@ -199,13 +199,64 @@ def can_elicit(ctx: Context) -> bool:
     return bool(ctx.session.can_send_request)  # handshake-era needs a back-channel (not stateless HTTP)
 
 
+Asker = Callable[..., Awaitable[Elicit[Confirm] | NotAsked]]
+
+
+def asker(plan_fn: Callable[..., Awaitable[Plan[T]]]) -> Asker:
+    """The ask resolver of the guarded tool whose plan resolver is `plan_fn`: `Guard.ask` on that plan.
+
+    The SDK reads a resolver's dependencies from its type hints, so the closure gets real (not string)
+    annotations, `plan` being `Annotated[Plan[...], Resolve(plan_fn)]` with `plan_fn`'s own return type. Its name
+    (`ask[<plan_fn>]` in `plan_fn`'s module) becomes the question's wire key and shows in SDK errors.
+    """
+
+    async def ask(ctx: Context, plan: Plan[T], confirm_token: str | None = None) -> Elicit[Confirm] | NotAsked:
+        return _guard(ctx).ask(ctx, plan, confirm_token)
+
+    plan_type = typing.get_type_hints(plan_fn)["return"]  # raises at import when plan_fn is not annotated
+    if typing.get_origin(plan_type) is not Plan:
+        raise TypeError(f"{plan_fn.__qualname__} must be annotated to return Plan[...], not {plan_type!r}")
+    ask.__annotations__ = {
+        "ctx": Context,
+        "plan": Annotated[plan_type, Resolve(plan_fn)],
+        "confirm_token": ConfirmToken,
+        "return": Elicit[Confirm] | NotAsked,
+    }
+    ask.__module__ = plan_fn.__module__
+    ask.__name__ = ask.__qualname__ = f"ask[{plan_fn.__qualname__}]"
+    return ask
+
+
+async def decide(
+    ctx: Context,
+    tool: str,
+    args: Mapping[str, object],
+    plan: Plan[T],
+    approval: ElicitationResult[Confirm],
+    confirm_token: str | None,
+    replan: Callable[[], Awaitable[Plan[T]]],
+    *,
+    backend: str,
+) -> tuple[Decision, Plan[T]]:
+    """`Guard.decide` of this app, for a guarded tool's body: the decision and the plan to execute."""
+    return await _guard(ctx).decide(
+        tool=tool, args=args, plan=plan, approval=approval, confirm_token=confirm_token, replan=replan, backend=backend
+    )
+
+
+def _guard(ctx: Context) -> Guard:
+    from server.state import app_state  # server.state imports this module
+
+    return app_state(ctx).guard
+
+
 class Guard:
     def __init__(self, *, mode: Literal["auto", "token", "off"], signer: TokenSigner, audit: AuditLog) -> None:
         self.mode = mode
         self.signer = signer
         self.audit = audit
 
-    def ask(self, ctx: Context, plan: Plan[object], confirm_token: str | None) -> Elicit[Confirm] | NotAsked:
+    def ask(self, ctx: Context, plan: Plan[T], confirm_token: str | None) -> Elicit[Confirm] | NotAsked:
         """The resolver body: ask only when the client can answer and nothing else already decides."""
         if plan.no_change is not None:
             return NotAsked(reason="no change needed")

@@ -17,7 +17,7 @@ import httpx2
 
 from server.errors import ErrorCode, ErrorInfo, PoolpilotError
 
-__all__ = ["ProviderErrorParts", "RetryPolicy", "Upstream", "code_for_status"]
+__all__ = ["ProviderErrorParts", "RetryPolicy", "Upstream", "code_for_status", "unreachable_hint"]
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -56,6 +56,14 @@ def code_for_status(status: int) -> ErrorCode:
         429: "rate_limited",
     }
     return mapping.get(status, "upstream_error")
+
+
+def unreachable_hint(backend: str, base_url: str, settings: str) -> str:
+    """The hint for a timeout or connection error: the live base URL and the settings that choose it, or, in sandbox
+    mode (no network), the embedded sandbox."""
+    if backend == "sandbox":
+        return "No answer from the embedded sandbox (a --fault rule?); read the state back before retrying a change."
+    return f"Check that {base_url} is reachable ({settings}), then read the state back."
 
 
 def _retry_after(response: httpx2.Response) -> float | None:

@@ -5,7 +5,7 @@ one `open` coroutine that builds the provider's client for the configured backen
 
 `open(ctx: OpenContext)` builds an `httpx2.AsyncClient` with explicit timeouts — `transport=ctx.sandbox.transport()`
 and a placeholder base URL when `ctx.settings.provider_backend(name) == "sandbox"`, else the live URL — wraps it
-in `server.http.Upstream(..., sleep=ctx.sleep, clock=ctx.clock)`, registers operator secrets with
+in `server.http.Upstream(..., sleep=ctx.sleep, clock=ctx.clock, jitter=ctx.jitter)`, registers operator secrets with
 `ctx.redactor.add(...)`, and returns a client object with `backend` and `aclose()`. Tools reach it with
 `app_state(ctx).client(name, ClientClass)`. Raise `PoolpilotError` (server/errors.py) for every failure;
 `server/app.py` renders it, redacts every result and audits every WRITE/DESTRUCTIVE call from the result's
@@ -14,6 +14,7 @@ in `server.http.Upstream(..., sleep=ctx.sleep, clock=ctx.clock)`, registers oper
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -57,13 +58,15 @@ async def _real_sleep(seconds: float) -> None:
 @dataclass(frozen=True)
 class OpenContext:
     """What a toolset's `open` gets: settings, the redactor, the sandbox (when a provider uses it) and the
-    time seams that tests replace (retry backoff and job polling sleep through `sleep`)."""
+    time and randomness seams that tests replace (retry backoff and job polling sleep through `sleep`; the
+    backoff's jitter, a number in [0, 1), comes from `jitter`)."""
 
     settings: Settings
     redactor: Redactor
     sandbox: Sandbox | None
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = _real_sleep
+    jitter: Callable[[], float] = random.random
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,48 @@
-"""Test seams: a manual clock and an instant sleep that advances it, and a sandbox-backed server factory."""
+"""Test seams and shared harness pieces.
+
+A manual clock and an instant sleep that advances it; a sandbox-backed server factory; an MCP client session on
+it that answers elicitation questions as told (both protocol generations: `MODES`); the result checks every
+harness uses; and `served`, the sandbox on a real loopback port (uvicorn in a thread) for the live code path.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
+import anyio
+import uvicorn
 from mcp import Client
+from mcp.client.session import ClientRequestContext, ElicitationFnT
+from mcp_types import CallToolResult, ElicitRequestParams, ElicitResult
 
 from server.app import PoolpilotServer, build_app
 from server.config import Settings
 from server.sandbox import FaultPlan, Sandbox
 
-__all__ = ["ManualClock", "make_app", "open_client", "sandbox_settings"]
+__all__ = [
+    "MODES",
+    "Answer",
+    "ManualClock",
+    "SandboxSession",
+    "client_options",
+    "error_model",
+    "make_app",
+    "ok_data",
+    "open_client",
+    "sandbox_session",
+    "sandbox_settings",
+    "served",
+]
+
+MODES = ("legacy", "auto")  # the initialize handshake, and the 2026-07-28 protocol (server/discover)
+Answer = Literal["yes", "no", "decline", "cancel"]
+S = TypeVar("S", bound="SandboxSession")
 
 
 class ManualClock:
@@ -39,11 +68,18 @@ def sandbox_settings(audit: Path, **overrides: Any) -> Settings:
 
 
 def make_app(
-    audit: Path, *, sandbox: Sandbox | None = None, clock: ManualClock | None = None, **overrides: Any
+    audit: Path,
+    *,
+    sandbox: Sandbox | None = None,
+    clock: ManualClock | None = None,
+    jitter: Callable[[], float] | None = None,
+    **overrides: Any,
 ) -> tuple[PoolpilotServer, Sandbox, ManualClock]:
+    """The app on the sandbox, on a manual clock (and with `jitter`, when given, behind every retry backoff)."""
     clock = clock or ManualClock()
     sandbox = sandbox or Sandbox(clock=clock, sleep=clock.sleep, faults=FaultPlan())
-    app = build_app(sandbox_settings(audit, **overrides), sandbox=sandbox, clock=clock, sleep=clock.sleep)
+    settings = sandbox_settings(audit, **overrides)
+    app = build_app(settings, sandbox=sandbox, clock=clock, sleep=clock.sleep, jitter=jitter)
     return app, sandbox, clock
 
 
@@ -51,3 +87,136 @@ def make_app(
 async def open_client(app: PoolpilotServer, **kwargs: Any) -> AsyncIterator[Client]:
     async with Client(app, raise_exceptions=True, **kwargs) as client:
         yield client
+
+
+# -- sessions --------------------------------------------------------------------------------------
+
+
+def client_options(
+    mode: str, answer: Answer | None, asked: list[str], on_ask: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """`open_client` keywords: the protocol `mode`, and with an `answer` a client that can be asked.
+
+    `answer=None`: the client cannot be asked (token path); otherwise every question is recorded in `asked` and
+    answered so. `on_ask` runs while the user "thinks", before the answer goes back.
+    """
+    options: dict[str, Any] = {"mode": mode}
+    if answer is not None:
+
+        async def elicit(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+            asked.append(params.message)
+            if on_ask is not None:
+                on_ask()
+            if answer == "yes":
+                return ElicitResult(action="accept", content={"confirm": True})
+            if answer == "no":
+                return ElicitResult(action="accept", content={"confirm": False})
+            return ElicitResult(action=answer)
+
+        callback: ElicitationFnT = elicit
+        options["elicitation_callback"] = callback
+    return options
+
+
+def ok_data(result: CallToolResult) -> dict[str, Any]:
+    """The structured result of a call that must succeed."""
+    assert not result.is_error, result.content
+    data: dict[str, Any] | None = result.structured_content
+    assert data is not None
+    return data
+
+
+def error_model(result: CallToolResult) -> dict[str, Any]:
+    """The error model of a call that must fail; its text starts with the code, as every error's does."""
+    assert result.is_error, result.structured_content
+    data: dict[str, Any] | None = result.structured_content
+    assert data is not None
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert text.startswith(data["code"] + ": ")
+    return data
+
+
+@dataclass
+class SandboxSession:
+    """A real MCP client session on the in-process sandbox; providers' harnesses add what they assert with."""
+
+    client: Client
+    sandbox: Sandbox
+    clock: ManualClock
+    audit: Path
+    asked: list[str] = field(default_factory=list)
+
+    async def call(self, tool: str, args: dict[str, Any]) -> CallToolResult:
+        return await self.client.call_tool(tool, args)
+
+    async def ok(self, tool: str, **args: Any) -> dict[str, Any]:
+        """Call a tool that must succeed; its structured result."""
+        return ok_data(await self.call(tool, args))
+
+    async def error(self, tool: str, **args: Any) -> dict[str, Any]:
+        """Call a tool that must fail; the error model (code, message, hint, field, ...)."""
+        return error_model(await self.call(tool, args))
+
+
+@asynccontextmanager
+async def sandbox_session(
+    kind: type[S],
+    tmp_path: Path,
+    toolset: str,
+    *,
+    mode: str,
+    answer: Answer | None,
+    sandbox: Sandbox | None = None,
+    clock: ManualClock | None = None,
+    on_ask: Callable[[Sandbox], None] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[S]:
+    """A `kind` session on one toolset (unless `toolsets` is given), bounded to 10 s; see `client_options`."""
+    clock = clock or ManualClock()
+    sandbox = sandbox or Sandbox(clock=clock, sleep=clock.sleep)
+    audit = tmp_path / "audit.jsonl"
+    overrides.setdefault("toolsets", (toolset,))
+    app, sandbox, clock = make_app(audit, sandbox=sandbox, clock=clock, **overrides)
+    asked: list[str] = []
+    think = (lambda: on_ask(sandbox)) if on_ask is not None else None
+    with anyio.fail_after(10):
+        async with open_client(app, **client_options(mode, answer, asked, think)) as client:
+            yield kind(client, sandbox, clock, audit, asked)
+
+
+# -- the live code path ----------------------------------------------------------------------------
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn that says when it is listening, so readiness is an event, not a polling loop."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+@contextmanager
+def served(sandbox: Sandbox) -> Iterator[str]:
+    """The sandbox on a free loopback port, uvicorn in a background thread: its base URL `http://127.0.0.1:PORT`.
+
+    The socket is bound here (port 0) and handed to uvicorn, so there is no race for the port.
+    `date_header=False`: the sandbox's own Date stays the only one (TaurusDB's may be skewed on purpose).
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = _Uvicorn(uvicorn.Config(sandbox, log_level="warning", lifespan="off", date_header=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        assert server.ready.wait(10), "the sandbox did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        assert not thread.is_alive(), "the sandbox did not stop"

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-import uvicorn
 from mcp import Client
 
 from server.app import build_app
 from server.config import Settings
 from server.sandbox import Sandbox
+from tests.support import served
 from tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
 
 pytestmark = pytest.mark.anyio
@@ -25,38 +24,12 @@ pytestmark = pytest.mark.anyio
 TOKEN = "dop_v1_live_path_test_token_0123456789"
 
 
-@contextmanager
-def served(sandbox: Sandbox) -> Iterator[int]:
-    """uvicorn in a background thread on a free loopback port (bound here, so no race for it)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(sandbox, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    started = threading.Event()
-
-    def watch() -> None:
-        while not server.started and thread.is_alive():
-            started.wait(0.01)
-        started.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    assert started.wait(5), "the sandbox did not start"
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(5)
-        sock.close()
-
-
 @asynccontextmanager
-async def live_client(tmp_path: Path, port: int, **overrides: Any) -> AsyncIterator[Client]:
+async def live_client(tmp_path: Path, url: str, **overrides: Any) -> AsyncIterator[Client]:
     settings = Settings(
         backend="live",
         digitalocean_token=TOKEN,
-        digitalocean_url=f"http://127.0.0.1:{port}",
+        digitalocean_url=url,
         toolsets=("digitalocean",),
         audit_log=str(tmp_path / "audit.jsonl"),
         **overrides,
@@ -76,8 +49,8 @@ async def _ok(client: Client, tool: str, **args: Any) -> dict[str, Any]:
 
 async def test_pool_lifecycle_over_a_real_port(tmp_path: Path) -> None:
     sandbox = Sandbox()
-    with served(sandbox) as port:
-        async with live_client(tmp_path, port) as client:
+    with served(sandbox) as url:
+        async with live_client(tmp_path, url) as client:
             with anyio.fail_after(20):
                 assert (await _ok(client, "digitalocean_list_clusters"))["backend"] == "live"
                 # A space travels percent-encoded through a real server.
@@ -104,13 +77,13 @@ async def test_pool_lifecycle_over_a_real_port(tmp_path: Path) -> None:
 
 
 async def test_live_errors_name_the_object_and_the_token_variable(tmp_path: Path) -> None:
-    with served(Sandbox()) as port:
-        async with live_client(tmp_path, port) as client:
+    with served(Sandbox()) as url:
+        async with live_client(tmp_path, url) as client:
             result = await client.call_tool("digitalocean_get_pool", {"cluster_id": PG_SMALL_ID, "pool_name": "ghost"})
             assert result.is_error and result.structured_content is not None
             assert result.structured_content["message"] == f"pool 'ghost' on cluster {PG_SMALL_ID} was not found"
-    with served(Sandbox(do_require_token="some-other-token")) as port:
-        async with live_client(tmp_path, port, digitalocean_token_var="DIGITALOCEAN_ACCESS_TOKEN") as client:
+    with served(Sandbox(do_require_token="some-other-token")) as url:
+        async with live_client(tmp_path, url, digitalocean_token_var="DIGITALOCEAN_ACCESS_TOKEN") as client:
             result = await client.call_tool("digitalocean_list_clusters", {})
             assert result.is_error and result.structured_content is not None
             assert result.structured_content["code"] == "auth_failed"
@@ -122,7 +95,7 @@ async def test_unreachable_url_is_a_connection_error(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])  # bound but not listening: connections are refused
-        async with live_client(tmp_path, port, connect_timeout_s=1.0) as client:
+        async with live_client(tmp_path, f"http://127.0.0.1:{port}", connect_timeout_s=1.0) as client:
             with anyio.fail_after(20):
                 result = await client.call_tool("digitalocean_list_clusters", {})
     assert result.is_error and result.structured_content is not None

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 
 from server.sandbox import FaultPlan, Sandbox
-from tests.support import ManualClock, make_app, open_client
+from tests.support import ManualClock, error_model, make_app, open_client
 from tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
 from tools.taurusdb.sandbox_seed import INSTANCE_PROD, PROXY_FLAG_FALSE, PROXY_SWITCHABLE
 
@@ -128,3 +128,16 @@ async def test_pools_overview_unreadable_users_leave_existence_unknown(audit_pat
     web = _row(data, "web")
     assert web["db_exists"] is True and "user_exists" not in web
     assert [e["location"] for e in data["errors"]] == [PG_SMALL_ID]
+
+
+@pytest.mark.parametrize("tool", ["pools_overview", "pools_advise"])
+@pytest.mark.parametrize("location", ["pg\nmain", "pg\x00main", "pg-main\u202e", "x" * 101, ""])
+async def test_location_with_control_characters_or_overlong_is_refused_naming_it(
+    audit_path: Path, tool: str, location: str
+) -> None:
+    app, sandbox, _ = make_app(audit_path)
+    async with open_client(app) as client:
+        result = await client.call_tool(tool, {"location": location})
+    err = error_model(result)
+    assert (err["code"], err["field"]) == ("validation_error", "location"), err
+    assert sandbox.requests == 0  # refused before anything was read

@@ -6,23 +6,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import psycopg
 from mcp import Client
-from mcp.client.session import ClientRequestContext
-from mcp_types import ElicitRequestParams, ElicitResult
 
 from server.app import build_app
 from server.config import PgBouncerInstance, Settings
-from tests.support import ManualClock, open_client
+from tests.support import MODES, Answer, ManualClock, client_options, open_client
 from tools.pgbouncer.local import LocalPair
 
 __all__ = ["MODES", "Session", "connect", "session"]
-
-MODES = ("legacy", "auto")
-Answer = Literal["yes", "no", "decline", "cancel"]
 
 
 @dataclass
@@ -93,18 +88,6 @@ async def session(
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     app = build_app(settings, sleep=sleep, **extra)
     asked: list[str] = []
-    kwargs: dict[str, Any] = {"mode": mode}
-    if answer is not None:
-
-        async def elicit(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
-            asked.append(params.message)
-            if answer == "yes":
-                return ElicitResult(action="accept", content={"confirm": True})
-            if answer == "no":
-                return ElicitResult(action="accept", content={"confirm": False})
-            return ElicitResult(action=answer)
-
-        kwargs["elicitation_callback"] = elicit
     with anyio.fail_after(20):  # a whole test against real processes; each wait inside has its own bound too
-        async with open_client(app, **kwargs) as client:
+        async with open_client(app, **client_options(mode, answer, asked)) as client:
             yield Session(client, pair, audit, asked=asked)

@@ -18,9 +18,9 @@ from mcp import Client
 from mcp_types import CallToolResult
 
 from server.sandbox import Fault, FaultPlan, Sandbox
-from tests.support import ManualClock, make_app, open_client
+from tests.support import ManualClock, error_model, make_app, ok_data, open_client
 
-__all__ = ["Rig", "WiredSandbox", "rig", "sandbox_with"]
+__all__ = ["Rig", "WiredSandbox", "error_model", "rig", "sandbox_with"]
 
 
 class WiredSandbox(Sandbox):
@@ -68,11 +68,7 @@ class Rig:
         return await self.client.call_tool(tool, args)
 
     async def ok(self, tool: str, **args: Any) -> dict[str, Any]:
-        result = await self.call(tool, **args)
-        assert not result.is_error, result.content
-        data: dict[str, Any] | None = result.structured_content
-        assert data is not None
-        return data
+        return ok_data(await self.call(tool, **args))
 
     async def error(self, tool: str, **args: Any) -> dict[str, Any]:
         """The error model of a call that must fail; its text starts with the code, as every error's does."""
@@ -97,15 +93,6 @@ class Rig:
     def pool_type(self, proxy_id: str) -> str:
         self.sandbox.taurusdb.settle()
         return self.sandbox.taurusdb.proxies[proxy_id].connection_pool_type
-
-
-def error_model(result: CallToolResult) -> dict[str, Any]:
-    assert result.is_error, result.structured_content
-    data: dict[str, Any] | None = result.structured_content
-    assert data is not None
-    text = result.content[0].text  # type: ignore[union-attr]
-    assert text.startswith(data["code"] + ": ")
-    return data
 
 
 @asynccontextmanager

@@ -64,6 +64,27 @@ async def test_read_answered_5xx_is_retried_and_succeeds(tmp_path: Path, status:
         assert len(r.clock.slept) == 2 and all(0 < s <= POLICY.cap_s for s in r.clock.slept)
 
 
+@pytest.mark.parametrize(
+    ("tool", "fault", "args"),
+    [
+        ("digitalocean_get_cluster", "503@databases_get_cluster#1", {"cluster_id": PG_MAIN_ID}),
+        ("taurusdb_list_instances", "503@list_instances#1", {}),
+    ],
+)
+async def test_backoff_jitter_comes_from_the_app_seam(
+    tmp_path: Path, tool: str, fault: str, args: dict[str, str]
+) -> None:
+    draws: list[float] = []
+
+    def jitter() -> float:
+        draws.append(0.0)
+        return 0.0
+
+    async with rig(tmp_path, sandbox_with(fault), jitter=jitter) as r:
+        await r.ok(tool, **args)
+        assert draws == [0.0] and r.clock.slept == [POLICY.base_s / 2]  # the shortest first backoff
+
+
 async def test_read_answered_5xx_persistently_is_an_upstream_error(tmp_path: Path) -> None:
     async with rig(tmp_path, sandbox_with("503@databases_get_cluster")) as r:
         err = await r.error("digitalocean_get_cluster", cluster_id=PG_MAIN_ID)
@@ -83,6 +104,22 @@ async def test_read_over_a_connection_that_keeps_dropping_is_a_connection_error(
         assert err["code"] == "connection_error" and "RemoteProtocolError" in err["message"]
         assert err["provider"] == "digitalocean" and err["hint"]
         assert r.sandbox.sent("GET", CLUSTER) == POLICY.attempts
+
+
+@pytest.mark.parametrize(
+    ("tool", "fault", "args"),
+    [
+        ("digitalocean_get_cluster", "drop@databases_get_cluster", {"cluster_id": PG_MAIN_ID}),
+        ("taurusdb_list_instances", "drop@list_instances", {}),
+    ],
+)
+async def test_unreachable_hint_names_the_embedded_sandbox_not_a_live_url(
+    tmp_path: Path, tool: str, fault: str, args: dict[str, str]
+) -> None:
+    async with rig(tmp_path, sandbox_with(fault)) as r:
+        err = await r.error(tool, **args)
+        assert err["code"] == "connection_error" and "the embedded sandbox" in err["hint"], err
+        assert "http" not in err["hint"] and "POOLPILOT_" not in err["hint"]
 
 
 async def test_read_that_times_out_is_a_timeout_within_the_time_bound(tmp_path: Path) -> None:

@@ -6,45 +6,20 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import anyio
 import pytest
-import uvicorn
 
 from server.doctor import Check, DoctorReport, diagnose, render
 from server.sandbox import Sandbox
+from tests.support import served
 from tools.taurusdb.sandbox_seed import SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
 
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[2]
 DO_TOKEN = "right-token-for-doctor-tests"
-
-
-@contextmanager
-def _served(sandbox: Sandbox) -> Iterator[str]:
-    """The sandbox on a free loopback port; its own Date header stays (the clock-skew test needs it)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(sandbox, host="127.0.0.1", port=port, log_level="warning", date_header=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:  # bounded readiness polling
-        assert time.monotonic() < deadline and thread.is_alive(), "sandbox did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def _env(base: str, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -67,7 +42,7 @@ def _check(report: DoctorReport, name: str) -> Check:
 
 
 async def test_doctor_reports_all_ok_against_the_sandbox(tmp_path: Path) -> None:
-    with _served(Sandbox(do_require_token=DO_TOKEN)) as base:
+    with served(Sandbox(do_require_token=DO_TOKEN)) as base:
         report = await diagnose({}, _env(base, tmp_path))
     assert report.ok, render(report)
     assert all(c.status == "ok" for c in report.checks), render(report)
@@ -80,7 +55,7 @@ async def test_doctor_reports_all_ok_against_the_sandbox(tmp_path: Path) -> None
 
 
 async def test_doctor_wrong_digitalocean_token_fails_naming_the_variable(tmp_path: Path) -> None:
-    with _served(Sandbox(do_require_token=DO_TOKEN)) as base:
+    with served(Sandbox(do_require_token=DO_TOKEN)) as base:
         report = await diagnose({"toolsets": "digitalocean"}, _env(base, tmp_path, DIGITALOCEAN_TOKEN="wrong"))
     assert not report.ok
     check = _check(report, "digitalocean credentials")
@@ -91,7 +66,7 @@ async def test_doctor_wrong_digitalocean_token_fails_naming_the_variable(tmp_pat
 
 async def test_doctor_reports_taurusdb_clock_skew_after_one_signature(tmp_path: Path) -> None:
     sandbox = Sandbox(taurus_clock_skew_s=1200)
-    with _served(sandbox) as base:
+    with served(sandbox) as base:
         report = await diagnose({"toolsets": "taurusdb"}, _env(base, tmp_path))
     check = _check(report, "taurusdb credentials")
     assert check.status == "fail"
@@ -143,7 +118,7 @@ async def test_doctor_sandbox_only_setup_is_ok_and_says_so(tmp_path: Path) -> No
 
 
 def test_doctor_json_output_validates_against_its_model(tmp_path: Path) -> None:
-    with _served(Sandbox(do_require_token=DO_TOKEN)) as base:
+    with served(Sandbox(do_require_token=DO_TOKEN)) as base:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITALOCEAN_", "HUAWEICLOUD_", "POOLPILOT_"))}
         env.update(_env(base, tmp_path), PYTHONPATH=str(ROOT))
         done = subprocess.run(

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp.server.mcpserver.resolve import find_resolved_parameters
 from mcp_types import ElicitResult
 
 from server.app import build_app, load_toolsets, select_tools
 from server.audit import AuditLog
 from server.config import ConfigError, Settings
-from server.guard import Safety
+from server.guard import Safety, asker
 from server.redact import Redactor
 from server.sandbox import Sandbox
 from tests.support import ManualClock, make_app, open_client, sandbox_settings
@@ -165,3 +166,23 @@ async def test_confirm_token_mode_never_asks_even_a_capable_client(audit_path: P
     assert asked == []
     assert preview.structured_content is not None and preview.structured_content["confirmation_required"] is True
     assert "web" in sandbox.digitalocean.clusters[PG_SMALL].pools
+
+
+def test_every_destructive_tool_asks_through_a_resolver_on_its_own_plan() -> None:
+    # The ask resolver (`asker(plan_fn)`) depends on the same plan resolver as the tool, so the question shows
+    # the plan the body will act on; a resolver keyed to another plan would ask about something else.
+    for spec in _all_specs():
+        if spec.safety is not Safety.DESTRUCTIVE:
+            continue
+        resolved = find_resolved_parameters(spec.fn)
+        assert set(resolved) == {"plan", "approval"}, spec.name
+        ask = find_resolved_parameters(resolved["approval"][0].fn)
+        assert set(ask) == {"plan"} and ask["plan"][0].fn is resolved["plan"][0].fn, spec.name
+
+
+def test_asker_refuses_a_plan_resolver_without_a_plan_return_type() -> None:
+    async def not_a_plan() -> int:
+        return 1
+
+    with pytest.raises(TypeError, match="Plan"):
+        asker(not_a_plan)  # type: ignore[arg-type]

@@ -7,16 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import anyio
 import httpx2
-from mcp import Client
-from mcp.client.session import ClientRequestContext
-from mcp_types import ElicitRequestParams, ElicitResult
+from mcp_types import CallToolResult
 
 from server.sandbox import Sandbox
-from tests.support import ManualClock, make_app, open_client
+from tests.support import MODES, Answer, ManualClock, SandboxSession, sandbox_session
 from tools.taurusdb.sandbox import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
@@ -28,9 +25,7 @@ from tools.taurusdb.sandbox import (
 
 __all__ = ["MODES", "SET", "Answer", "Session", "WireSandbox", "session", "switch_args"]
 
-MODES = ("legacy", "auto")
 SET = "taurusdb_set_proxy_pool_type"
-Answer = Literal["yes", "no", "decline", "cancel"]
 Rewrite = Callable[[httpx2.Request, httpx2.Response], Awaitable[httpx2.Response]]
 
 
@@ -85,36 +80,14 @@ async def failing_jobs(request: httpx2.Request, response: httpx2.Response) -> ht
 
 
 @dataclass
-class Session:
-    client: Client
-    sandbox: Sandbox
-    clock: ManualClock
-    audit: Path
-    asked: list[str] = field(default_factory=list)
+class Session(SandboxSession):
     progress: list[tuple[float, float | None, str | None]] = field(default_factory=list)
 
-    async def _call(self, tool: str, args: dict[str, Any]) -> Any:
+    async def call(self, tool: str, args: dict[str, Any]) -> CallToolResult:
         async def on_progress(progress: float, total: float | None, message: str | None) -> None:
             self.progress.append((progress, total, message))
 
         return await self.client.call_tool(tool, args, progress_callback=on_progress)
-
-    async def ok(self, tool: str, **args: Any) -> dict[str, Any]:
-        """Call a tool that must succeed; its structured result."""
-        result = await self._call(tool, args)
-        assert not result.is_error, result.content
-        data: dict[str, Any] | None = result.structured_content
-        assert data is not None
-        return data
-
-    async def error(self, tool: str, **args: Any) -> dict[str, Any]:
-        """Call a tool that must fail; the error model (code, message, hint, provider_code, field, ...)."""
-        result = await self._call(tool, args)
-        assert result.is_error, result.structured_content
-        data: dict[str, Any] | None = result.structured_content
-        assert data is not None
-        assert result.content[0].text.startswith(data["code"] + ": ")
-        return data
 
     async def confirmed(self, tool: str = SET, **args: Any) -> dict[str, Any]:
         """The token path: preview, then the same call with the token."""
@@ -143,24 +116,7 @@ async def session(
     **overrides: Any,
 ) -> AsyncIterator[Session]:
     """`answer=None`: the client cannot be asked (token path); otherwise it answers every question so."""
-    clock = clock or ManualClock()
-    sandbox = sandbox or Sandbox(clock=clock, sleep=clock.sleep)
-    audit = tmp_path / "audit.jsonl"
-    overrides.setdefault("toolsets", ("taurusdb",))
-    app, sandbox, clock = make_app(audit, sandbox=sandbox, clock=clock, **overrides)
-    asked: list[str] = []
-    kwargs: dict[str, Any] = {"mode": mode}
-    if answer is not None:
-
-        async def elicit(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
-            asked.append(params.message)
-            if answer == "yes":
-                return ElicitResult(action="accept", content={"confirm": True})
-            if answer == "no":
-                return ElicitResult(action="accept", content={"confirm": False})
-            return ElicitResult(action=answer)
-
-        kwargs["elicitation_callback"] = elicit
-    with anyio.fail_after(10):
-        async with open_client(app, **kwargs) as client:
-            yield Session(client, sandbox, clock, audit, asked)
+    async with sandbox_session(
+        Session, tmp_path, "taurusdb", mode=mode, answer=answer, sandbox=sandbox, clock=clock, **overrides
+    ) as s:
+        yield s

@@ -5,55 +5,27 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-import uvicorn
 from mcp import Client
 
 from server.app import build_app
 from server.config import Settings
 from server.sandbox import Sandbox
-from tests.support import ManualClock
+from tests.support import ManualClock, served
 from tests.taurusdb.harness import SET, switch_args
 from tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE, SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
 
 pytestmark = pytest.mark.anyio
 
 
-@contextmanager
-def served(sandbox: Sandbox) -> Iterator[int]:
-    """uvicorn in a background thread on a free loopback port (bound here, so no race for it)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(sandbox, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    started = threading.Event()
-
-    def watch() -> None:
-        while not server.started and thread.is_alive():
-            started.wait(0.01)
-        started.set()
-
-    threading.Thread(target=watch, daemon=True).start()
-    assert started.wait(5), "the sandbox did not start"
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(5)
-        sock.close()
-
-
 @asynccontextmanager
-async def live_client(tmp_path: Path, port: int, clock: ManualClock, **overrides: Any) -> AsyncIterator[Client]:
+async def live_client(tmp_path: Path, url: str, clock: ManualClock, **overrides: Any) -> AsyncIterator[Client]:
     credentials: dict[str, Any] = {"huawei_ak": SANDBOX_AK, "huawei_sk": SANDBOX_SK}
     if "taurusdb_iam_token" in overrides:
         credentials = {}
@@ -61,7 +33,7 @@ async def live_client(tmp_path: Path, port: int, clock: ManualClock, **overrides
         backend="live",
         **{**credentials, **overrides},
         huawei_project_id=SANDBOX_PROJECT_ID,
-        taurusdb_url=f"http://127.0.0.1:{port}",
+        taurusdb_url=url,
         toolsets=("taurusdb",),
         audit_log=str(tmp_path / "audit.jsonl"),
     )
@@ -83,8 +55,8 @@ async def test_switch_lifecycle_over_a_real_port(tmp_path: Path) -> None:
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         seen.append(progress)
 
-    with served(sandbox) as port:
-        async with live_client(tmp_path, port, clock) as client:
+    with served(sandbox) as url:
+        async with live_client(tmp_path, url, clock) as client:
             with anyio.fail_after(20):
                 listed = await client.call_tool("taurusdb_list_instances", {})
                 assert not listed.is_error and listed.structured_content is not None
@@ -111,8 +83,8 @@ async def test_wrong_secret_key_is_refused_once_with_a_clock_hint(tmp_path: Path
     clock = ManualClock()
     sandbox = Sandbox(clock=clock, sleep=clock.sleep)
     wrong = "wrongSecretKey0123456789abcdefghijklmnop"
-    with served(sandbox) as port:
-        async with live_client(tmp_path, port, clock, huawei_sk=wrong) as client:
+    with served(sandbox) as url:
+        async with live_client(tmp_path, url, clock, huawei_sk=wrong) as client:
             result = await client.call_tool("taurusdb_list_proxies", {"instance_id": INSTANCE_PROD})
     err = result.structured_content
     assert result.is_error and err is not None
@@ -127,8 +99,8 @@ async def test_wrong_secret_key_is_refused_once_with_a_clock_hint(tmp_path: Path
 async def test_clock_skew_beyond_15_minutes_is_named(tmp_path: Path) -> None:
     clock = ManualClock()
     sandbox = Sandbox(clock=clock, sleep=clock.sleep, taurus_clock_skew_s=20 * 60)
-    with served(sandbox) as port:
-        async with live_client(tmp_path, port, clock) as client:
+    with served(sandbox) as url:
+        async with live_client(tmp_path, url, clock) as client:
             result = await client.call_tool("taurusdb_list_instances", {})
     assert result.is_error and result.structured_content is not None
     assert "signature expired" in result.structured_content["message"]
@@ -138,10 +110,10 @@ async def test_clock_skew_beyond_15_minutes_is_named(tmp_path: Path) -> None:
 async def test_iam_token_path_reads_and_a_bad_token_hints_at_it(tmp_path: Path) -> None:
     clock = ManualClock()
     sandbox = Sandbox(clock=clock, sleep=clock.sleep)
-    with served(sandbox) as port:
-        async with live_client(tmp_path, port, clock, taurusdb_iam_token=sandbox.taurusdb.iam_token) as client:
+    with served(sandbox) as url:
+        async with live_client(tmp_path, url, clock, taurusdb_iam_token=sandbox.taurusdb.iam_token) as client:
             good = await client.call_tool("taurusdb_list_proxies", {"instance_id": INSTANCE_PROD})
-        async with live_client(tmp_path, port, clock, taurusdb_iam_token="expired-token-0123456789") as client:
+        async with live_client(tmp_path, url, clock, taurusdb_iam_token="expired-token-0123456789") as client:
             bad = await client.call_tool("taurusdb_list_proxies", {"instance_id": INSTANCE_PROD})
     assert not good.is_error and good.structured_content is not None
     assert len(good.structured_content["rows"]) == 2
@@ -154,10 +126,10 @@ async def test_iam_token_path_reads_and_a_bad_token_hints_at_it(tmp_path: Path) 
 async def test_live_without_credentials_says_what_to_set_and_sends_nothing(tmp_path: Path) -> None:
     clock = ManualClock()
     sandbox = Sandbox(clock=clock, sleep=clock.sleep)
-    with served(sandbox) as port:
+    with served(sandbox) as url:
         settings = Settings(
             backend="live",
-            taurusdb_url=f"http://127.0.0.1:{port}",
+            taurusdb_url=url,
             toolsets=("taurusdb",),
             audit_log=str(tmp_path / "audit.jsonl"),
         )
@@ -166,3 +138,15 @@ async def test_live_without_credentials_says_what_to_set_and_sends_nothing(tmp_p
     assert result.is_error and result.structured_content is not None
     assert "HUAWEICLOUD_SDK_AK" in result.structured_content["hint"]
     assert sandbox.requests == 0
+
+
+async def test_unreachable_url_is_a_connection_error_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound but not listening: connections are refused
+        async with live_client(tmp_path, url, ManualClock(), connect_timeout_s=1.0) as client:
+            with anyio.fail_after(20):
+                result = await client.call_tool("taurusdb_list_instances", {})
+    assert result.is_error and result.structured_content is not None
+    assert result.structured_content["code"] == "connection_error"
+    assert f"Check that {url} is reachable (POOLPILOT_TAURUSDB_URL" in result.structured_content["hint"]

@@ -8,13 +8,13 @@ elicitation, decline, no change) before it sends the one mutating request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, cast
+from typing import Annotated
 
-from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from pydantic import Field
 
 from server.errors import ErrorInfo, PoolpilotError, validation_error
-from server.guard import Change, Confirm, ConfirmToken, NotAsked, Plan, Preview
+from server.guard import Change, Confirm, ConfirmToken, Plan, Preview, asker, decide
 from server.state import app_state
 from server.tokens import fingerprint
 from tools.digitalocean import budget as budgets
@@ -78,10 +78,6 @@ def _find(pools: list[ApiPool], name: str, cluster: ApiCluster) -> ApiPool:
             http_status=404,
         )
     )
-
-
-def _ask(ctx: Context, plan: Plan[object], confirm_token: str | None) -> Elicit[Confirm] | NotAsked:
-    return app_state(ctx).guard.ask(ctx, plan, confirm_token)
 
 
 # -- create pool (WRITE) ----------------------------------------------------------------------------
@@ -218,12 +214,7 @@ async def _plan_update_pool(
     )
 
 
-async def _ask_update_pool(
-    ctx: Context,
-    plan: Annotated[Plan[PoolUpdate], Resolve(_plan_update_pool)],
-    confirm_token: ConfirmToken = None,
-) -> Elicit[Confirm] | NotAsked:
-    return _ask(ctx, cast(Plan[object], plan), confirm_token)
+_ask_update_pool = asker(_plan_update_pool)
 
 
 async def digitalocean_update_pool(
@@ -240,25 +231,12 @@ async def digitalocean_update_pool(
     confirm_token: ConfirmToken = None,
 ) -> PoolChange:
     """Change a pool's mode, size, db or user; omitted fields keep their value. Asks for confirmation first."""
-    state = app_state(ctx)
     do = client(ctx)
-    args = {
-        "cluster_id": cluster_id,
-        "pool_name": pool_name,
-        "mode": mode,
-        "size": size,
-        "db": db,
-        "user": user,
-        "inbound_user": inbound_user,
-    }
-    decision, plan = await state.guard.decide(
-        tool="digitalocean_update_pool",
-        args=args,
-        plan=plan,
-        approval=approval,
-        confirm_token=confirm_token,
-        replan=lambda: _plan_update_pool(ctx, cluster_id, pool_name, mode, size, db, user, inbound_user),
-        backend=do.backend,
+    args: dict[str, object] = {"cluster_id": cluster_id, "pool_name": pool_name, "mode": mode, "size": size}
+    args |= {"db": db, "user": user, "inbound_user": inbound_user}
+    replan = lambda: _plan_update_pool(ctx, cluster_id, pool_name, mode, size, db, user, inbound_user)  # noqa: E731
+    decision, plan = await decide(
+        ctx, "digitalocean_update_pool", args, plan, approval, confirm_token, replan, backend=do.backend
     )
     fields = {**decision.result_fields(do.backend), "cluster_id": cluster_id, "pool_name": pool_name}
     if not decision.approved:
@@ -294,12 +272,7 @@ async def _plan_delete_pool(ctx: Context, cluster_id: ClusterId, pool_name: Pool
     return Plan(preview=preview, fingerprint=fingerprint({"cluster": cluster.id, "pool": pool.model_dump()}), data=pool)
 
 
-async def _ask_delete_pool(
-    ctx: Context,
-    plan: Annotated[Plan[PoolRow], Resolve(_plan_delete_pool)],
-    confirm_token: ConfirmToken = None,
-) -> Elicit[Confirm] | NotAsked:
-    return _ask(ctx, cast(Plan[object], plan), confirm_token)
+_ask_delete_pool = asker(_plan_delete_pool)
 
 
 async def digitalocean_delete_pool(
@@ -311,16 +284,11 @@ async def digitalocean_delete_pool(
     confirm_token: ConfirmToken = None,
 ) -> PoolDeletion:
     """Delete a connection pool; asks for confirmation first."""
-    state = app_state(ctx)
     do = client(ctx)
-    decision, plan = await state.guard.decide(
-        tool="digitalocean_delete_pool",
-        args={"cluster_id": cluster_id, "pool_name": pool_name},
-        plan=plan,
-        approval=approval,
-        confirm_token=confirm_token,
-        replan=lambda: _plan_delete_pool(ctx, cluster_id, pool_name),
-        backend=do.backend,
+    args: dict[str, object] = {"cluster_id": cluster_id, "pool_name": pool_name}
+    replan = lambda: _plan_delete_pool(ctx, cluster_id, pool_name)  # noqa: E731
+    decision, plan = await decide(
+        ctx, "digitalocean_delete_pool", args, plan, approval, confirm_token, replan, backend=do.backend
     )
     fields = {**decision.result_fields(do.backend), "cluster_id": cluster_id, "pool_name": pool_name}
     if not decision.approved:
@@ -380,12 +348,7 @@ async def _plan_delete_database(ctx: Context, cluster_id: ClusterId, database_na
     )
 
 
-async def _ask_delete_database(
-    ctx: Context,
-    plan: Annotated[Plan[str], Resolve(_plan_delete_database)],
-    confirm_token: ConfirmToken = None,
-) -> Elicit[Confirm] | NotAsked:
-    return _ask(ctx, cast(Plan[object], plan), confirm_token)
+_ask_delete_database = asker(_plan_delete_database)
 
 
 async def digitalocean_delete_database(
@@ -397,16 +360,11 @@ async def digitalocean_delete_database(
     confirm_token: ConfirmToken = None,
 ) -> DatabaseDeletion:
     """Delete a database and all its data; asks for confirmation first."""
-    state = app_state(ctx)
     do = client(ctx)
-    decision, plan = await state.guard.decide(
-        tool="digitalocean_delete_database",
-        args={"cluster_id": cluster_id, "database_name": database_name},
-        plan=plan,
-        approval=approval,
-        confirm_token=confirm_token,
-        replan=lambda: _plan_delete_database(ctx, cluster_id, database_name),
-        backend=do.backend,
+    args: dict[str, object] = {"cluster_id": cluster_id, "database_name": database_name}
+    replan = lambda: _plan_delete_database(ctx, cluster_id, database_name)  # noqa: E731
+    decision, plan = await decide(
+        ctx, "digitalocean_delete_database", args, plan, approval, confirm_token, replan, backend=do.backend
     )
     fields = {**decision.result_fields(do.backend), "cluster_id": cluster_id, "name": database_name}
     if not decision.approved:

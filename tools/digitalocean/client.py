@@ -25,7 +25,7 @@ import httpx2
 from pydantic import BaseModel
 
 from server.errors import ErrorInfo, PoolpilotError
-from server.http import ProviderErrorParts, Upstream
+from server.http import ProviderErrorParts, Upstream, unreachable_hint
 from server.state import OpenContext
 from tools.digitalocean.models import ApiCluster, ApiDatabase, ApiPool, ApiUser
 
@@ -76,8 +76,9 @@ def parse_error(response: httpx2.Response) -> ProviderErrorParts:
     return ProviderErrorParts(message=f"DigitalOcean answered HTTP {response.status_code} {reason} (no JSON body)")
 
 
-def _hinter(token_var: str, base_url: str) -> Callable[[ErrorInfo], str | None]:
+def _hinter(token_var: str, backend: str, base_url: str) -> Callable[[ErrorInfo], str | None]:
     other = "DIGITALOCEAN_ACCESS_TOKEN" if token_var == "DIGITALOCEAN_TOKEN" else "DIGITALOCEAN_TOKEN"
+    unreachable = unreachable_hint(backend, base_url, "POOLPILOT_DIGITALOCEAN_URL")
 
     def hint(info: ErrorInfo) -> str | None:
         if info.code == "auth_failed":
@@ -101,7 +102,7 @@ def _hinter(token_var: str, base_url: str) -> Callable[[ErrorInfo], str | None]:
         if info.code == "upstream_error":
             return "DigitalOcean failed; read the resource back with a get/list tool before retrying a change."
         if info.code in ("timeout", "connection_error"):
-            return f"Check that {base_url} is reachable (POOLPILOT_DIGITALOCEAN_URL), then read the state back."
+            return unreachable
         return None
 
     return hint
@@ -437,9 +438,10 @@ async def open_client(ctx: OpenContext) -> DigitalOceanClient:
         backend=backend,
         client=client,
         parse_error=parse_error,
-        hint=_hinter(settings.digitalocean_token_var, settings.digitalocean_url),
+        hint=_hinter(settings.digitalocean_token_var, backend, base_url),
         prepare=_counting,
         sleep=ctx.sleep,
+        jitter=ctx.jitter,
         clock=ctx.clock,
     )
     return DigitalOceanClient(upstream, clock=ctx.clock)

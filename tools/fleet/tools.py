@@ -9,11 +9,12 @@ names the exact call that would apply its fix, which the caller makes through th
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Annotated
 
 from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, TextContent
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from server.errors import ErrorInfo, PoolpilotError, validation_error
 from server.guard import Safety
@@ -26,8 +27,23 @@ from tools.fleet.rules import Thresholds, advise
 __all__ = ["TOOLSET", "compact", "thresholds"]
 
 ProviderFilter = Annotated[Provider | None, Field(description="Only this provider")]
+
+
+def _printable(value: str | None) -> str | None:
+    # Control and format characters (newlines, NUL, bidi overrides) are in no id or name; refused, not looked up.
+    if value is not None and any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        raise ValueError("must not contain control or format characters")
+    return value
+
+
 LocationFilter = Annotated[
-    str | None, Field(min_length=1, max_length=100, description="Only this DO cluster, TaurusDB or PgBouncer instance")
+    str | None,
+    Field(
+        min_length=1,
+        max_length=100,
+        description="Only this DO cluster (id or name), TaurusDB instance (id or name) or PgBouncer instance (name)",
+    ),
+    AfterValidator(_printable),
 ]
 
 

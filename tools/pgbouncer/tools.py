@@ -1,21 +1,22 @@
 """PgBouncer tools: live pools and stats from the admin console, guarded `pgbouncer.ini` edits, console commands.
 
 Destructive tools follow server/guard.py: a read-only plan resolver (plans.py: fresh reads, preview,
-fingerprint), an `_ask_*` resolver, and a body that lets the guard decide. Nothing from an argument reaches the
-console or the file unvalidated: `DatabaseEntry` checks every field and `quote_ident` quotes console arguments.
+fingerprint), an `_ask_*` resolver built by `asker`, and a body that lets the guard decide. Nothing from an
+argument reaches the console or the file unvalidated: `DatabaseEntry` checks every field and `quote_ident` quotes
+console arguments.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar, cast
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import anyio
-from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 
 from server.errors import ErrorInfo, PoolpilotError, validation_error
-from server.guard import Confirm, ConfirmToken, Decision, GuardedResult, NotAsked, Plan, Safety
+from server.guard import Confirm, ConfirmToken, Decision, GuardedResult, Plan, Safety, asker, decide
 from server.state import Toolset, ToolSpec, app_state
 from tools.pgbouncer import ini
 from tools.pgbouncer.admin import ShowDatabasesRow
@@ -63,7 +64,6 @@ from tools.pgbouncer.plans import (
 __all__ = ["TOOLSET"]
 
 log = logging.getLogger("poolpilot.pgbouncer")
-T = TypeVar("T")
 R = TypeVar("R", bound=GuardedResult)
 Check = Callable[[dict[str, ShowDatabasesRow]], list[Difference]]
 
@@ -74,24 +74,6 @@ def _loaded(entry: ini.DatabaseEntry) -> Check:
 
 def _gone(name: str) -> Check:
     return lambda rows: [("database", None, name)] if name in rows else []
-
-
-def _ask(ctx: Context, plan: Plan[T], confirm_token: str | None) -> Elicit[Confirm] | NotAsked:
-    return app_state(ctx).guard.ask(ctx, cast("Plan[object]", plan), confirm_token)
-
-
-async def _decide(
-    ctx: Context,
-    tool: str,
-    args: dict[str, object],
-    plan: Plan[T],
-    approval: ElicitationResult[Confirm],
-    confirm_token: str | None,
-    replan: Callable[[], Awaitable[Plan[T]]],
-) -> tuple[Decision, Plan[T]]:
-    return await app_state(ctx).guard.decide(
-        tool=tool, args=args, plan=plan, approval=approval, confirm_token=confirm_token, replan=replan, backend="live"
-    )
 
 
 def _result(kind: type[R], decision: Decision, *, executed: bool = False, **extra: object) -> R:
@@ -181,10 +163,7 @@ async def pgbouncer_create_pool(
     )
 
 
-async def _ask_update(
-    ctx: Context, plan: Annotated[Plan[Edit], Resolve(plan_update)], confirm_token: ConfirmToken = None
-) -> Elicit[Confirm] | NotAsked:
-    return _ask(ctx, plan, confirm_token)
+_ask_update = asker(plan_update)
 
 
 async def pgbouncer_update_pool(
@@ -212,7 +191,9 @@ async def pgbouncer_update_pool(
         fields = (host, port, dbname, user, pool_size, pool_mode, max_db_connections, reserve_pool)
         return await plan_update(ctx, instance, database, *fields)
 
-    decision, plan = await _decide(ctx, "pgbouncer_update_pool", args, plan, approval, confirm_token, replan)
+    decision, plan = await decide(
+        ctx, "pgbouncer_update_pool", args, plan, approval, confirm_token, replan, backend="live"
+    )
     edit = plan.data
     executed = decision.approved and edit.after is not None
     if executed and edit.after is not None:
@@ -227,10 +208,7 @@ async def pgbouncer_update_pool(
     )
 
 
-async def _ask_delete(
-    ctx: Context, plan: Annotated[Plan[Edit], Resolve(plan_delete)], confirm_token: ConfirmToken = None
-) -> Elicit[Confirm] | NotAsked:
-    return _ask(ctx, plan, confirm_token)
+_ask_delete = asker(plan_delete)
 
 
 async def pgbouncer_delete_pool(
@@ -244,17 +222,16 @@ async def pgbouncer_delete_pool(
     """Remove a pool's [databases] line, reload and verify that it is gone; asks for confirmation."""
     args: dict[str, object] = {"instance": instance, "database": database}
     replan = lambda: plan_delete(ctx, instance, database)  # noqa: E731
-    decision, plan = await _decide(ctx, "pgbouncer_delete_pool", args, plan, approval, confirm_token, replan)
+    decision, plan = await decide(
+        ctx, "pgbouncer_delete_pool", args, plan, approval, confirm_token, replan, backend="live"
+    )
     if not decision.approved:
         return _result(PoolDeletion, decision, instance=instance)
     await pgb(ctx).apply(instance, plan.data.file, plan.data.text, _gone(database))
     return _result(PoolDeletion, decision, executed=True, instance=instance, deleted_line=plan.data.line_before)
 
 
-async def _ask_pause(
-    ctx: Context, plan: Annotated[Plan[None], Resolve(plan_pause)], confirm_token: ConfirmToken = None
-) -> Elicit[Confirm] | NotAsked:
-    return _ask(ctx, plan, confirm_token)
+_ask_pause = asker(plan_pause)
 
 
 async def pgbouncer_pause_database(
@@ -269,7 +246,9 @@ async def pgbouncer_pause_database(
     """Pause a database once its active transactions finish (bounded wait, resumes on timeout); asks first."""
     args: dict[str, object] = {"instance": instance, "database": database, "timeout_s": timeout_s}
     replan = lambda: plan_pause(ctx, instance, database, timeout_s)  # noqa: E731
-    decision, plan = await _decide(ctx, "pgbouncer_pause_database", args, plan, approval, confirm_token, replan)
+    decision, plan = await decide(
+        ctx, "pgbouncer_pause_database", args, plan, approval, confirm_token, replan, backend="live"
+    )
     if not decision.approved:
         return _result(PauseResult, decision, instance=instance, database=database)
     client = pgb(ctx)
@@ -305,10 +284,7 @@ async def pgbouncer_resume_database(
     return ResumeResult(instance=instance, outcome="executed", target=where, message="Resumed.", database=database)
 
 
-async def _ask_reconnect(
-    ctx: Context, plan: Annotated[Plan[None], Resolve(plan_reconnect)], confirm_token: ConfirmToken = None
-) -> Elicit[Confirm] | NotAsked:
-    return _ask(ctx, plan, confirm_token)
+_ask_reconnect = asker(plan_reconnect)
 
 
 async def pgbouncer_reconnect_database(
@@ -322,16 +298,15 @@ async def pgbouncer_reconnect_database(
     """Replace a database's server connections as they are released (RECONNECT); asks for confirmation."""
     args: dict[str, object] = {"instance": instance, "database": database}
     replan = lambda: plan_reconnect(ctx, instance, database)  # noqa: E731
-    decision, plan = await _decide(ctx, "pgbouncer_reconnect_database", args, plan, approval, confirm_token, replan)
+    decision, plan = await decide(
+        ctx, "pgbouncer_reconnect_database", args, plan, approval, confirm_token, replan, backend="live"
+    )
     if decision.approved:
         await pgb(ctx).reconnect(instance, database)
     return _result(ConsoleAction, decision, executed=decision.approved, instance=instance, command="RECONNECT")
 
 
-async def _ask_reload(
-    ctx: Context, plan: Annotated[Plan[None], Resolve(plan_reload)], confirm_token: ConfirmToken = None
-) -> Elicit[Confirm] | NotAsked:
-    return _ask(ctx, plan, confirm_token)
+_ask_reload = asker(plan_reload)
 
 
 async def pgbouncer_reload(
@@ -343,8 +318,8 @@ async def pgbouncer_reload(
 ) -> ConsoleAction:
     """Make PgBouncer re-read pgbouncer.ini (RELOAD) and check that the file's pools loaded; asks first."""
     replan = lambda: plan_reload(ctx, instance)  # noqa: E731
-    decision, plan = await _decide(
-        ctx, "pgbouncer_reload", {"instance": instance}, plan, approval, confirm_token, replan
+    decision, plan = await decide(
+        ctx, "pgbouncer_reload", {"instance": instance}, plan, approval, confirm_token, replan, backend="live"
     )
     if not decision.approved:
         return _result(ConsoleAction, decision, instance=instance, command="RELOAD")

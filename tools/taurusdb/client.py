@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx2
 
 from server.errors import ErrorCode, ErrorInfo, PoolpilotError
-from server.http import ProviderErrorParts, Upstream
+from server.http import ProviderErrorParts, Upstream, unreachable_hint
 from server.state import OpenContext
 from tools.taurusdb.models import PROJECT_ID_PATTERN, ApiInstance, ApiJob, ApiProxyEntry, PoolType
 from tools.taurusdb.regions import REGIONS, endpoint_for
@@ -76,7 +76,7 @@ def parse_error(response: httpx2.Response) -> ProviderErrorParts:
     )
 
 
-def _hinter(base_url: str, uses_token: bool) -> Callable[[ErrorInfo], str | None]:
+def _hinter(where: str, unreachable: str, uses_token: bool) -> Callable[[ErrorInfo], str | None]:
     creds = (
         "POOLPILOT_TAURUSDB_IAM_TOKEN (tokens expire after 24 h)"
         if uses_token
@@ -96,7 +96,7 @@ def _hinter(base_url: str, uses_token: bool) -> Callable[[ErrorInfo], str | None
                 "Database Proxy > Upgrade Kernel Version), then try again; nothing was changed."
             )
         if code == NO_SUCH_API:
-            return f"The API was not found at {base_url}: check POOLPILOT_TAURUSDB_URL or HUAWEICLOUD_SDK_REGION."
+            return f"The API was not found at {where}: check POOLPILOT_TAURUSDB_URL or HUAWEICLOUD_SDK_REGION."
         if info.code == "not_found":
             return "Check the ids with taurusdb_list_instances and taurusdb_list_proxies (ids are exact)."
         if info.code == "conflict":
@@ -111,7 +111,7 @@ def _hinter(base_url: str, uses_token: bool) -> Callable[[ErrorInfo], str | None
         if info.code == "validation_error":
             return "TaurusDB refused these parameters; correct them and call the tool again."
         if info.code in ("timeout", "connection_error"):
-            return f"Check that {base_url} is reachable (POOLPILOT_TAURUSDB_URL, HUAWEICLOUD_SDK_REGION)."
+            return unreachable
         if info.code == "upstream_error":
             return "TaurusDB failed; read the state back with taurusdb_list_proxies before retrying a change."
         return None
@@ -341,7 +341,9 @@ async def open_client(ctx: OpenContext) -> TaurusDBClient:
         ak, sk, token = settings.huawei_ak or "", settings.huawei_sk or "", settings.taurusdb_iam_token
         project = settings.huawei_project_id or ""
     ctx.redactor.add(ak, sk, token)
-    hint = _hinter(base_url or "the TaurusDB endpoint", uses_token=token is not None)
+    where = "the embedded sandbox" if backend == "sandbox" else base_url or "the TaurusDB endpoint"
+    unreachable = unreachable_hint(backend, where, "POOLPILOT_TAURUSDB_URL, HUAWEICLOUD_SDK_REGION")
+    hint = _hinter(where, unreachable, uses_token=token is not None)
     language, clock = settings.taurusdb_language, ctx.clock
 
     def prepare(request: httpx2.Request) -> None:
@@ -377,6 +379,7 @@ async def open_client(ctx: OpenContext) -> TaurusDBClient:
         hint=hint,
         prepare=prepare,
         sleep=ctx.sleep,
+        jitter=ctx.jitter,
         clock=clock,
     )
     return TaurusDBClient(upstream, project_id=project, hint=hint, problem=problem, sleep=ctx.sleep, clock=clock)

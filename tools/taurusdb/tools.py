@@ -21,14 +21,14 @@ waiting.
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated, cast
+from typing import Annotated
 
 import anyio
-from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from pydantic import Field
 
 from server.errors import ErrorCode, ErrorInfo, PoolpilotError
-from server.guard import Change, Confirm, ConfirmToken, NotAsked, Plan, Preview, Safety
+from server.guard import Change, Confirm, ConfirmToken, Plan, Preview, Safety, asker, decide
 from server.state import Toolset, ToolSpec, app_state
 from server.tokens import fingerprint
 from tools.taurusdb.client import PROVIDER, TaurusDBClient, open_client
@@ -185,12 +185,7 @@ async def _plan_switch(
     return Plan(preview=preview, fingerprint=state, data=row)
 
 
-async def _ask_switch(
-    ctx: Context,
-    plan: Annotated[Plan[ProxyRow], Resolve(_plan_switch)],
-    confirm_token: ConfirmToken = None,
-) -> Elicit[Confirm] | NotAsked:
-    return app_state(ctx).guard.ask(ctx, cast(Plan[object], plan), confirm_token)
+_ask_switch = asker(_plan_switch)
 
 
 async def taurusdb_set_proxy_pool_type(
@@ -209,15 +204,8 @@ async def taurusdb_set_proxy_pool_type(
     tdb = _client(ctx)
     # The token binds what changes; wait and timeout_s only say how long this call follows the job.
     args = {"instance_id": instance_id, "proxy_id": proxy_id, "pool_type": pool_type}
-    decision, plan = await state.guard.decide(
-        tool=SET_POOL_TYPE,
-        args=args,
-        plan=plan,
-        approval=approval,
-        confirm_token=confirm_token,
-        replan=lambda: _plan_switch(ctx, instance_id, proxy_id, pool_type),
-        backend=tdb.backend,
-    )
+    replan = lambda: _plan_switch(ctx, instance_id, proxy_id, pool_type)  # noqa: E731
+    decision, plan = await decide(ctx, SET_POOL_TYPE, args, plan, approval, confirm_token, replan, backend=tdb.backend)
     fields: dict[str, object] = {
         **decision.result_fields(tdb.backend),
         "instance_id": instance_id,
