@@ -30,6 +30,7 @@ __all__ = [
     "Answer",
     "ManualClock",
     "SandboxSession",
+    "Serve",
     "client_options",
     "error_model",
     "make_app",
@@ -197,6 +198,9 @@ class _Uvicorn(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         self.ready.set()
+
+
+Serve = Callable[[Sandbox], str]  # a `serve` fixture: sandbox in, base URL out
 
 
 @contextmanager

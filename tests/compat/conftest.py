@@ -8,7 +8,7 @@ from contextlib import ExitStack
 import pytest
 
 from server.sandbox import Sandbox
-from tests.compat.serving import Serve, served
+from tests.support import Serve, served
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from server.sandbox import Sandbox
-from tests.compat.serving import Serve
+from tests.support import Serve
 from tools.taurusdb.sandbox_seed import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,

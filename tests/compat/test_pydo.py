@@ -17,7 +17,7 @@ from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from pydo import Client
 
 from server.sandbox import Sandbox
-from tests.compat.serving import Serve
+from tests.support import Serve
 from tools.digitalocean.sandbox_seed import PG_MAIN_ID
 
 TOKEN = "compat-do-token"
