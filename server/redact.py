@@ -46,6 +46,8 @@ _CREDENTIAL_PATTERNS = (
     re.compile(r"(?i)(signature=)[0-9a-f]{16,}"),
     re.compile(r"(?i)(x-auth-token[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
 )
+# Every shape below contains one of these; strings without any skip the patterns (most strings in results).
+_SHAPE_HINT = re.compile(r"(?i)://|bearer|signature=|x-auth-token|password")
 _PASSWORD_PATTERN = re.compile(r"(?i)(password[\"']?\s*[:=]\s*[\"']?)[^\s\"',}&]+")
 
 T = TypeVar("T")
@@ -80,6 +82,8 @@ class Redactor:
         pattern = self._pattern
         if pattern is not None:
             value = pattern.sub(MASK, value)
+        if _SHAPE_HINT.search(value) is None:
+            return value  # the common case: no credential shape can be in it, so the patterns below cannot match
         for rx in _CREDENTIAL_PATTERNS:
             value = rx.sub(lambda m: m.group(1) + MASK, value)
         if not allow_connection_secrets:
