@@ -45,7 +45,7 @@ from __future__ import annotations
 import enum
 import typing
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
@@ -170,7 +170,6 @@ class Decision:
     confirmed_by: ConfirmedBy | None = None
     confirm_token: str | None = None
     expires_at: str | None = None
-    fields: dict[str, object] = field(default_factory=dict)
 
     def result_fields(self, backend: str) -> dict[str, object]:
         """Keyword arguments for a `GuardedResult` subclass describing this decision."""

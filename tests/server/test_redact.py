@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.redact import MASK, RedactingFilter, Redactor
 
@@ -56,3 +58,38 @@ def test_logging_filter_masks_arguments_and_tracebacks() -> None:
     RedactingFilter(Redactor(["sentinel-secret-42"])).filter(record)
     assert "pw-99999" not in record.getMessage()
     assert record.exc_text is not None and "sentinel-secret-42" not in record.exc_text
+
+
+_PIECES = st.sampled_from(
+    [
+        "postgresql://",
+        "u",
+        ":",
+        "pw-1234567",
+        "@",
+        "h/db",
+        "Bearer ",
+        "tok.en",
+        "password=",
+        "Signature=",
+        "a" * 20,
+        "X-Auth-Token: ",
+        " ",
+        "\n",
+        '"',
+        "é",
+    ]
+)
+
+
+@given(st.lists(_PIECES, max_size=12).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_fast_path_never_changes_what_the_patterns_would_mask(text: str) -> None:
+    import server.redact as redact
+
+    full = text
+    for rx in redact._CREDENTIAL_PATTERNS:
+        full = rx.sub(lambda m: m.group(1) + MASK, full)
+    full = redact._URI_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", full)
+    full = redact._PASSWORD_PATTERN.sub(lambda m: m.group(1) + MASK, full)
+    assert Redactor().text(text) == full
