@@ -1,0 +1,98 @@
+"""`poolpilot sandbox --port N` as a real process: both fake APIs on one port, its faults, its clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_SMALL = "3b1e1c2a-5d0f-4c6e-9a41-0e2f7d8c1a01"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _sandbox(*flags: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "sandbox", "--port", str(port), *flags],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while True:  # bounded readiness wait for the port
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the sandbox did not listen in time"
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def test_sandbox_command_serves_both_apis_and_prints_the_credentials() -> None:
+    with _sandbox() as (url, proc):
+        do = httpx2.get(f"{url}/v2/databases/{PG_SMALL}/pools", headers={"Authorization": "Bearer t"}, timeout=5)
+        unsigned = httpx2.get(f"{url}/v3/054e292c9880d4992f02c0196d3ea468/instances", timeout=5)
+        anonymous = httpx2.get(f"{url}/v2/databases", timeout=5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+    assert do.status_code == 200 and do.json()["pools"][0]["name"] == "web"
+    assert do.headers["ratelimit-limit"].isdigit()
+    assert (unsigned.status_code, unsigned.json()["error_code"]) == (401, "APIG.0301")
+    assert (anonymous.status_code, anonymous.json()["id"]) == (401, "unauthorized")
+    assert "HPUAEXAMPLEAK0000001" in err and "any bearer token" in err
+    assert "Traceback" not in err
+
+
+def test_sandbox_command_applies_fault_rules_and_required_token() -> None:
+    with _sandbox("--fault", "503@databases_list_clusters#1", "--require-token", "right") as (url, _):
+        first = httpx2.get(f"{url}/v2/databases", headers={"Authorization": "Bearer right"}, timeout=5)
+        second = httpx2.get(f"{url}/v2/databases", headers={"Authorization": "Bearer right"}, timeout=5)
+        wrong = httpx2.get(f"{url}/v2/databases", headers={"Authorization": "Bearer wrong"}, timeout=5)
+    assert first.status_code == 503 and "retry-after" not in first.headers
+    assert second.status_code == 200
+    assert wrong.status_code == 401
+
+
+def test_sandbox_command_rejects_a_bad_fault_rule_in_one_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "sandbox", "--port", "0", "--fault", "explode"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "KIND[@TARGET]" in done.stderr
