@@ -134,7 +134,11 @@ def _mapped(instance: str) -> Iterator[None]:
             provider_code=exc.sqlstate,
         ) from None
     except AdminConnectError as exc:
-        hint = "Check that PgBouncer runs and the DSN's user is in admin_users or stats_users."
+        var = f"POOLPILOT_PGBOUNCER_{instance.upper().replace('-', '_')}_DSN"
+        hint = (
+            f"Check that PgBouncer runs and that {var} names a user in admin_users or stats_users with the right "
+            "password; `poolpilot doctor` checks it."
+        )
         raise _error("connection_error", f"{where}: {exc}", hint) from None
     except AdminError as exc:
         raise _error("timeout", f"{where}: {exc}", "Retry; check PgBouncer's load.") from None

@@ -88,7 +88,8 @@ def _hinter(where: str, unreachable: str, uses_token: bool) -> Callable[[ErrorIn
         if info.code == "auth_failed":
             return (
                 f"Ask the operator to check {creds} and this machine's clock (signatures more than 15 minutes "
-                "off are refused). Not retried: more than 5 failed signatures lock the AK for 5 minutes."
+                "off are refused), then run `poolpilot doctor`. Not retried: more than 5 failed signatures lock the "
+                "AK for 5 minutes."
             )
         if code == OLD_KERNEL:
             return (
