@@ -82,7 +82,7 @@ def serve(settings: Settings) -> int:
 
 
 def print_tools(settings: Settings, *, as_json: bool) -> int:
-    from server.app import select_tools
+    from server.app import load_toolsets, select_tools
 
     _, specs, hidden = select_tools(settings)
     rows = [{"name": s.name, "safety": s.safety.value, "title": s.title} for s in specs]
@@ -94,7 +94,12 @@ def print_tools(settings: Settings, *, as_json: bool) -> int:
     for r in rows:
         print(f"{r['name'].ljust(width)}  {r['safety'].ljust(11)}  {r['title']}")
     if hidden:
-        print(f"({len(hidden)} more hidden by --read-only/--toolsets/--tools)")
+        toolsets = {ts.name: {t.name for t in ts.tools} for ts in load_toolsets()}
+        off = sorted(n for n, names in toolsets.items() if names and names <= hidden.keys())
+        why = {"read_only": "--read-only", "tool_not_allowed": "--toolsets/--tools"}
+        rest = sorted({why[r] for name, r in hidden.items() if not any(name in toolsets[t] for t in off)})
+        parts = [f"toolset {n} not enabled" for n in off] + [f"hidden by {r}" for r in rest]
+        print(f"({len(hidden)} more: " + "; ".join(parts) + ")")
     return 0
 
 
