@@ -50,6 +50,7 @@ from tools.pgbouncer.models import (
     stats_rows,
 )
 from tools.pgbouncer.plans import (
+    FIELDS,
     Edit,
     pending_changes,
     pgb,
@@ -135,8 +136,8 @@ async def pgbouncer_create_pool(
 ) -> PoolCreated:
     """Add a pool (a [databases] line) to pgbouncer.ini, reload PgBouncer and verify that it loaded."""
     client = pgb(ctx)
-    fields: dict[str, object] = {"host": host, "port": port, "dbname": dbname, "user": user, "pool_size": pool_size}
-    fields |= {"pool_mode": pool_mode, "max_db_connections": max_db_connections, "reserve_pool": reserve_pool}
+    values = (host, port, dbname, user, pool_size, pool_mode, max_db_connections, reserve_pool)
+    fields: dict[str, object] = dict(zip(FIELDS, values, strict=True))
     client.ini_path(instance)  # no config file: read-only, said before anything else
     entry = client.new_entry(instance, database, fields)
     file = client.read_ini(instance)
