@@ -33,6 +33,7 @@ __all__ = [
     "Serve",
     "client_options",
     "error_model",
+    "free_port",
     "make_app",
     "ok_data",
     "open_client",
@@ -201,6 +202,14 @@ class _Uvicorn(uvicorn.Server):
 
 
 Serve = Callable[[Sandbox], str]  # a `serve` fixture: sandbox in, base URL out
+
+
+def free_port() -> int:
+    """A loopback port free right now, for a subprocess that binds it itself."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @contextmanager

@@ -14,19 +14,15 @@ from pathlib import Path
 
 import httpx2
 
+from tests.support import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 PG_SMALL = "3b1e1c2a-5d0f-4c6e-9a41-0e2f7d8c1a01"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _sandbox(*flags: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "sandbox", "--port", str(port), *flags],

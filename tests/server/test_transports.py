@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -30,6 +29,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from server.config import Settings
 from server.transports import security_settings
+from tests.support import free_port
 from tools.taurusdb.sandbox_seed import INSTANCE_PROD, PROXY_SWITCHABLE
 
 pytestmark = pytest.mark.anyio
@@ -56,17 +56,10 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def _http_server(tmp_path: Path, *args: str) -> AsyncIterator[tuple[int, Process, Path]]:
     """Start `serve` with `args` on a free port; wait (bounded) until it accepts connections."""
-    port = _free_port()
+    port = free_port()
     err_path = tmp_path / f"stderr-{port}.txt"
     with err_path.open("wb") as err:
         process = await anyio.open_process(
