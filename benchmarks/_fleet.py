@@ -34,10 +34,10 @@ from _stdio import DIRECT_PATH, READ_TOOL, interleaved, stdio_params, stdio_sess
 from mcp import Client
 from mcp_types import TextContent
 
-from server.app import build_app
-from server.config import Settings
-from server.sandbox import FaultPlan, Sandbox
-from tools.taurusdb.sandbox_seed import SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
+from poolpilot.server.kernel.config import Settings
+from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.server.shell.app import build_app
+from poolpilot.tools.taurusdb.sandbox_seed import SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
 
 OVERVIEW = "pools_overview"
 LATENCY_MS = 50

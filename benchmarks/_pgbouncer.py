@@ -18,9 +18,9 @@ from _procs import PHASE_TIMEOUT_S, SERVE, server_env
 from _report import Plan, Report
 from _stdio import hello_params, interleaved, noop_call, overhead_rows, stdio_params, stdio_session, tool_call
 
-from server.config import load_settings
-from tools.pgbouncer.admin import AdminConsole
-from tools.pgbouncer.local import start_local_pair
+from poolpilot.server.kernel.config import load_settings
+from poolpilot.tools.pgbouncer.admin import AdminConsole
+from poolpilot.tools.pgbouncer.local import start_local_pair
 
 ENV_PREFIX = "POOLPILOT_PGBOUNCER_"
 LIST_TOOL = "pgbouncer_list_pools"

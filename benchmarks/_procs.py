@@ -23,7 +23,7 @@ from mcp.client.stdio import get_default_environment
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 HELLO = str(REPO / "benchmarks" / "hello_server.py")
-SERVE = [PYTHON, "-m", "server", "serve"]
+SERVE = [PYTHON, "-m", "poolpilot.server", "serve"]
 SPAWN_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_S = 300.0
 # The sandbox allows 250 requests per minute per token (DigitalOcean's burst limit): every phase that talks to
@@ -109,7 +109,7 @@ async def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
 async def sandbox(log: TextIO, *faults: str) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
     """`poolpilot sandbox` (DigitalOcean and TaurusDB fakes, seeded) on a free loopback port, ready to answer."""
     port = free_port()
-    args = [PYTHON, "-m", "server", "sandbox", "--port", str(port)]
+    args = [PYTHON, "-m", "poolpilot.server", "sandbox", "--port", str(port)]
     for rule in faults:
         args += ["--fault", rule]
     with spawned(args, server_env(), log) as proc:

@@ -7,7 +7,8 @@
 
 What is measured (MCP sessions use the SDK's client with the `initialize` handshake):
 - cold start: spawn -> initialize -> tools/list reply over stdio, for poolpilot
-  (`python -m server serve`, sandbox backend, default tool set) and for `benchmarks/hello_server.py` (the floor);
+  (`python -m poolpilot.server serve`, sandbox backend, default tool set) and for
+  `benchmarks/hello_server.py` (the floor);
 - per-call overhead: `digitalocean_list_clusters` through a real MCP session over stdio, poolpilot in live mode
   pointed at `poolpilot sandbox` on a loopback port, minus (a no-op tool on the bare SDK server over stdio + the
   same upstream GET /v2/databases made directly with httpx2 against the same sandbox);

@@ -12,5 +12,5 @@ fi
 bash .ci/install-pgbouncer.sh || true
 echo "== ruff check"; "$VENV/bin/ruff" check .
 echo "== ruff format --check"; "$VENV/bin/ruff" format --check .
-echo "== mypy --strict"; "$VENV/bin/mypy" --strict server tools tests benchmarks
+echo "== mypy --strict"; VENV="$VENV" ./scripts/typecheck.sh
 echo "== pytest"; "$VENV/bin/pytest" "$@"

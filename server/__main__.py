@@ -1,7 +1,7 @@
-"""`python -m server` = `poolpilot`."""
+"""`python -m poolpilot.server` = `poolpilot`."""
 
 import sys
 
-from server.cli import main
+from poolpilot.server.shell.cli import main
 
 sys.exit(main())

@@ -21,9 +21,9 @@ from mcp import Client
 from mcp.client.session import ClientRequestContext, ElicitationFnT
 from mcp_types import CallToolResult, ElicitRequestParams, ElicitResult
 
-from server.app import PoolpilotServer, build_app
-from server.config import Settings
-from server.sandbox import FaultPlan, Sandbox
+from poolpilot.server.kernel.config import Settings
+from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.server.shell.app import PoolpilotServer, build_app
 
 __all__ = [
     "MODES",

@@ -7,7 +7,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from server.sandbox import Sandbox
+from poolpilot.server.kernel.sandbox import Sandbox
 from tests.support import Serve, served
 
 

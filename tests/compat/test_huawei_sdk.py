@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from server.sandbox import Sandbox
-from tests.support import Serve
-from tools.taurusdb.sandbox_seed import (
+from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.tools.taurusdb.sandbox_seed import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
     PROXY_OLD_KERNEL,
@@ -25,6 +24,7 @@ from tools.taurusdb.sandbox_seed import (
     SANDBOX_PROJECT_ID,
     SANDBOX_SK,
 )
+from tests.support import Serve
 
 # The SDK marks the instance-list method deprecated; it is still the documented call, and the one poolpilot models.
 pytestmark = pytest.mark.filterwarnings("ignore:Method 'list_gauss_my_sql_instances':DeprecationWarning")

@@ -16,9 +16,9 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from pydo import Client
 
-from server.sandbox import Sandbox
+from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID
 from tests.support import Serve
-from tools.digitalocean.sandbox_seed import PG_MAIN_ID
 
 TOKEN = "compat-do-token"
 WEIRD = "a b/c%d"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.sandbox import Sandbox
+from poolpilot.server.kernel.sandbox import Sandbox
 from tests.support import MODES, Answer, SandboxSession, sandbox_session
 
 __all__ = ["MODES", "Answer", "Session", "session"]

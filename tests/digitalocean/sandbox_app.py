@@ -8,7 +8,7 @@ import httpx2
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from tools.digitalocean.sandbox import DigitalOceanSandbox
+from poolpilot.tools.digitalocean.sandbox import DigitalOceanSandbox
 
 TOKEN = "dop_v1_sandbox"
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.errors import PoolpilotError
-from tools.digitalocean.budget import available, budget, check_budget, largest_fitting_size, ram_gb_from_slug
+from poolpilot.server.kernel.errors import PoolpilotError
+from poolpilot.tools.digitalocean.budget import available, budget, check_budget, largest_fitting_size, ram_gb_from_slug
 
 
 @pytest.mark.parametrize(

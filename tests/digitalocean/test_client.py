@@ -7,15 +7,15 @@ from collections.abc import Callable
 import httpx2
 import pytest
 
-from server.config import Settings
-from server.errors import PoolpilotError
-from server.http import Upstream
-from server.redact import Redactor
-from server.sandbox import FaultPlan, Sandbox
-from server.state import OpenContext
+from poolpilot.server.kernel.config import Settings
+from poolpilot.server.kernel.errors import PoolpilotError
+from poolpilot.server.kernel.http import Upstream
+from poolpilot.server.kernel.redact import Redactor
+from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.server.kernel.state import OpenContext
+from poolpilot.tools.digitalocean.client import DigitalOceanClient, open_client, parse_error
+from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
 from tests.support import ManualClock
-from tools.digitalocean.client import DigitalOceanClient, open_client, parse_error
-from tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
 
 pytestmark = pytest.mark.anyio
 

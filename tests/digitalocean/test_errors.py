@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from server.sandbox import FaultPlan, Sandbox
+from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
 from tests.digitalocean.harness import session
 from tests.support import ManualClock
-from tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
 
 pytestmark = pytest.mark.anyio
 

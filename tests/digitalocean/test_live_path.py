@@ -13,11 +13,11 @@ import anyio
 import pytest
 from mcp import Client
 
-from server.app import build_app
-from server.config import Settings
-from server.sandbox import Sandbox
+from poolpilot.server.kernel.config import Settings
+from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.server.shell.app import build_app
+from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
 from tests.support import served
-from tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
 
 pytestmark = pytest.mark.anyio
 

@@ -7,16 +7,16 @@ from urllib.parse import unquote
 import httpx2
 import pytest
 
-from tests.digitalocean.openapi_contract import assert_matches_operation, find_operation
-from tests.digitalocean.sandbox_app import TOKEN, client_for
-from tools.digitalocean.sandbox import DigitalOceanSandbox
-from tools.digitalocean.sandbox_seed import (
+from poolpilot.tools.digitalocean.sandbox import DigitalOceanSandbox
+from poolpilot.tools.digitalocean.sandbox_seed import (
     MYSQL_APP_ID,
     PG_ADVANCED_ID,
     PG_MAIN_ID,
     PG_SMALL_ID,
     ram_gb_from_slug,
 )
+from tests.digitalocean.openapi_contract import assert_matches_operation, find_operation
+from tests.digitalocean.sandbox_app import TOKEN, client_for
 
 pytestmark = pytest.mark.anyio
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from poolpilot.tools.digitalocean.sandbox_seed import MYSQL_APP_ID, PG_MAIN_ID, PG_SMALL_ID
 from tests.digitalocean.harness import MODES, Answer, session
-from tools.digitalocean.sandbox_seed import MYSQL_APP_ID, PG_MAIN_ID, PG_SMALL_ID
 
 pytestmark = pytest.mark.anyio
 

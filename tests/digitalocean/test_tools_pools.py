@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from poolpilot.tools.digitalocean.sandbox_seed import MYSQL_APP_ID, PG_ADVANCED_ID, PG_MAIN_ID, PG_SMALL_ID
 from tests.digitalocean.harness import MODES, Answer, Session, session
-from tools.digitalocean.sandbox_seed import MYSQL_APP_ID, PG_ADVANCED_ID, PG_MAIN_ID, PG_SMALL_ID
 
 pytestmark = pytest.mark.anyio
 

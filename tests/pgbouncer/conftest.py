@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tools.pgbouncer.admin import AdminConsole
-from tools.pgbouncer.local import LocalPair, install_command, missing_binaries, start_local_pair
+from poolpilot.tools.pgbouncer.admin import AdminConsole
+from poolpilot.tools.pgbouncer.local import LocalPair, install_command, missing_binaries, start_local_pair
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,10 @@ import anyio
 import psycopg
 from mcp import Client
 
-from server.app import build_app
-from server.config import PgBouncerInstance, Settings
+from poolpilot.server.kernel.config import PgBouncerInstance, Settings
+from poolpilot.server.shell.app import build_app
+from poolpilot.tools.pgbouncer.local import LocalPair
 from tests.support import MODES, Answer, ManualClock, client_options, open_client
-from tools.pgbouncer.local import LocalPair
 
 __all__ = ["MODES", "Session", "connect", "session"]
 

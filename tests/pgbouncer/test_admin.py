@@ -9,15 +9,15 @@ import anyio
 import psycopg
 import pytest
 
-from tools.pgbouncer import ini
-from tools.pgbouncer.admin import (
+from poolpilot.tools.pgbouncer import ini
+from poolpilot.tools.pgbouncer.admin import (
     AdminCommandError,
     AdminConnectError,
     AdminConsole,
     PauseTimedOut,
     quote_ident,
 )
-from tools.pgbouncer.local import LocalPair
+from poolpilot.tools.pgbouncer.local import LocalPair
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tools.pgbouncer.ini import (
+from poolpilot.tools.pgbouncer.ini import (
     ConcurrentEdit,
     DatabaseEntry,
     InvalidSetting,

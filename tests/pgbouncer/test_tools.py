@@ -8,10 +8,10 @@ from typing import Any
 import anyio
 import pytest
 
+from poolpilot.tools.pgbouncer.admin import AdminConsole
+from poolpilot.tools.pgbouncer.local import LocalPair
 from tests.pgbouncer.harness import MODES, Session, connect, session
 from tests.support import ManualClock
-from tools.pgbouncer.admin import AdminConsole
-from tools.pgbouncer.local import LocalPair
 
 pytestmark = pytest.mark.anyio
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.config import ConfigError, load_settings
+from poolpilot.server.kernel.config import ConfigError, load_settings
+from poolpilot.tools.pgbouncer import ini
+from poolpilot.tools.pgbouncer.admin import AdminConsole
+from poolpilot.tools.pgbouncer.local import LocalPair
 from tests.pgbouncer.harness import session
-from tools.pgbouncer import ini
-from tools.pgbouncer.admin import AdminConsole
-from tools.pgbouncer.local import LocalPair
 
 pytestmark = pytest.mark.anyio
 
@@ -134,8 +134,8 @@ async def test_pgbouncer_list_pools_without_psycopg_names_the_extra_to_install(t
         import sys, json, anyio
         sys.modules["psycopg"] = None
         from mcp import Client
-        from server.app import build_app
-        from server.config import PgBouncerInstance, Settings
+        from poolpilot.server.shell.app import build_app
+        from poolpilot.server.kernel.config import PgBouncerInstance, Settings
 
         async def main():
             instance = PgBouncerInstance(name="local", dsn="postgresql://admin:Secret-xyz-1@127.0.0.1:1/pgbouncer")

@@ -14,10 +14,10 @@ import anyio
 import pytest
 from mcp_types import CallToolResult
 
+from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
+from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE
 from tests.reliability.harness import Rig, rig, sandbox_with
 from tests.support import ManualClock
-from tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
-from tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE
 
 pytestmark = pytest.mark.anyio
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from server.http import RetryPolicy
-from server.sandbox import Fault
+from poolpilot.server.kernel.http import RetryPolicy
+from poolpilot.server.kernel.sandbox import Fault
+from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
+from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE
 from tests.reliability.harness import error_model, rig, sandbox_with
-from tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
-from tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE
 
 pytestmark = pytest.mark.anyio
 

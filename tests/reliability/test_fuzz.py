@@ -28,12 +28,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
-from server.app import build_app, load_toolsets
-from server.config import PgBouncerInstance, Settings
+from poolpilot.server.kernel.config import PgBouncerInstance, Settings
+from poolpilot.server.shell.app import build_app, load_toolsets
+from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID
+from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE
 from tests.reliability.harness import WiredSandbox
 from tests.support import ManualClock, open_client
-from tools.digitalocean.sandbox_seed import PG_MAIN_ID
-from tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE
 
 TOOLS = [spec.name for toolset in load_toolsets() for spec in toolset.tools]
 EXAMPLES = 6  # random ones per argument, after every `ways` case once

@@ -18,12 +18,12 @@ from typing import Any, get_args
 import pytest
 from mcp_types import CallToolResult
 
-from server.errors import ErrorCode, ErrorInfo
-from server.sandbox import Fault, FaultPlan
+from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo
+from poolpilot.server.kernel.sandbox import Fault, FaultPlan
+from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
+from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SESSION, PROXY_SWITCHABLE
 from tests.reliability.harness import Rig, WiredSandbox, rig
 from tests.support import ManualClock
-from tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
-from tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SESSION, PROXY_SWITCHABLE
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,8 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.app import build_app
-from server.sandbox import Sandbox
+from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.server.shell.app import build_app
 from tests.support import ManualClock, make_app, open_client, sandbox_settings
 
 pytestmark = pytest.mark.anyio

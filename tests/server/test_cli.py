@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.cli import main
+from poolpilot.server.shell.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = ["serve", "sandbox", "tools", "call", "doctor", "config"]
@@ -21,7 +21,7 @@ def _run(args: list[str], tmp_path: Path, **env_extra: str) -> subprocess.Comple
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITALOCEAN_", "HUAWEICLOUD_", "POOLPILOT_"))}
     env.update(POOLPILOT_AUDIT_LOG=str(tmp_path / "audit.jsonl"), PYTHONPATH=str(ROOT), **env_extra)
     return subprocess.run(
-        [sys.executable, "-m", "server", *args],
+        [sys.executable, "-m", "poolpilot.server", *args],
         env=env,
         cwd=ROOT,
         stdin=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from server.clientconfig import CLIENTS, Client, config_text, launch_command
+from poolpilot.server.shell.clientconfig import CLIENTS, Client, config_text, launch_command
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {
@@ -91,7 +91,7 @@ def test_config_cli_prints_no_secret_from_the_environment(client: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITALOCEAN_", "HUAWEICLOUD_", "POOLPILOT_"))}
     env.update(ENV, PYTHONPATH=str(ROOT))
     done = subprocess.run(
-        [sys.executable, "-m", "server", "config", client],
+        [sys.executable, "-m", "poolpilot.server", "config", client],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.config import ConfigError, load_settings
+from poolpilot.server.kernel.config import ConfigError, load_settings
 
 PROJECT = "054e292c9880d4992f02c0196d3ea468"
 

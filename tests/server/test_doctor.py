@@ -11,10 +11,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.doctor import Check, DoctorReport, diagnose, render
-from server.sandbox import Sandbox
+from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.server.shell.doctor import Check, DoctorReport, diagnose, render
+from poolpilot.tools.taurusdb.sandbox_seed import SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
 from tests.support import served
-from tools.taurusdb.sandbox_seed import SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
 
 pytestmark = pytest.mark.anyio
 
@@ -122,7 +122,7 @@ def test_doctor_json_output_validates_against_its_model(tmp_path: Path) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITALOCEAN_", "HUAWEICLOUD_", "POOLPILOT_"))}
         env.update(_env(base, tmp_path), PYTHONPATH=str(ROOT))
         done = subprocess.run(
-            [sys.executable, "-m", "server", "doctor", "--json"],
+            [sys.executable, "-m", "poolpilot.server", "doctor", "--json"],
             env=env,
             cwd=ROOT,
             capture_output=True,

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from server.sandbox import FaultPlan, parse_fault
+from poolpilot.server.kernel.sandbox import FaultPlan, parse_fault
 
 
 def test_parse_fault_reads_every_kind() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from server.errors import ErrorInfo, PoolpilotError
-from server.http import ProviderErrorParts, RetryPolicy, Upstream
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.http import ProviderErrorParts, RetryPolicy, Upstream
 from tests.support import ManualClock
 
 pytestmark = pytest.mark.anyio

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from server.app import build_app, load_toolsets
-from server.config import PgBouncerInstance, Settings
+from poolpilot.server.kernel.config import PgBouncerInstance, Settings
+from poolpilot.server.shell.app import build_app, load_toolsets
 
 pytestmark = pytest.mark.anyio
 
@@ -64,4 +64,4 @@ def test_manifest_server_entry_runs_poolpilot_serve() -> None:
     server = _manifest()["server"]
     assert server["type"] == "python"
     assert (ROOT / server["entry_point"]).is_file()
-    assert server["mcp_config"]["args"] == ["-m", "server", "serve"]
+    assert server["mcp_config"]["args"] == ["-m", "poolpilot.server", "serve"]

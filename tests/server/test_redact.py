@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.redact import MASK, RedactingFilter, Redactor
+from poolpilot.server.kernel.redact import MASK, RedactingFilter, Redactor
 
 
 def test_text_masks_uri_password_and_keeps_host() -> None:
@@ -85,7 +85,7 @@ _PIECES = st.sampled_from(
 @given(st.lists(_PIECES, max_size=12).map("".join))
 @settings(max_examples=300, deadline=None)
 def test_fast_path_never_changes_what_the_patterns_would_mask(text: str) -> None:
-    import server.redact as redact
+    import poolpilot.server.kernel.redact as redact
 
     full = text
     for rx in redact._CREDENTIAL_PATTERNS:

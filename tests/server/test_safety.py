@@ -10,12 +10,12 @@ import pytest
 from mcp.server.mcpserver.resolve import find_resolved_parameters
 from mcp_types import ElicitResult
 
-from server.app import build_app, load_toolsets, select_tools
-from server.audit import AuditLog
-from server.config import ConfigError, Settings
-from server.guard import Safety, asker
-from server.redact import Redactor
-from server.sandbox import Sandbox
+from poolpilot.server.kernel.audit import AuditLog
+from poolpilot.server.kernel.config import ConfigError, Settings
+from poolpilot.server.kernel.guard import Safety, asker
+from poolpilot.server.kernel.redact import Redactor
+from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.server.shell.app import build_app, load_toolsets, select_tools
 from tests.support import ManualClock, make_app, open_client, sandbox_settings
 
 pytestmark = pytest.mark.anyio
@@ -142,7 +142,7 @@ async def test_audit_log_failure_refuses_the_mutation(tmp_path: Path) -> None:
 
 
 async def test_confirm_off_acts_at_once_and_the_banner_warns(audit_path: Path) -> None:
-    from server.commands import banner
+    from poolpilot.server.shell.commands import banner
 
     app, sandbox, _ = make_app(audit_path, confirm="off")
     async with open_client(app) as client:

@@ -25,7 +25,7 @@ def _sandbox(*flags: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "sandbox", "--port", str(port), *flags],
+        [sys.executable, "-m", "poolpilot.server", "sandbox", "--port", str(port), *flags],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -81,7 +81,7 @@ def test_sandbox_command_applies_fault_rules_and_required_token() -> None:
 
 def test_sandbox_command_rejects_a_bad_fault_rule_in_one_line() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "server", "sandbox", "--port", "0", "--fault", "explode"],
+        [sys.executable, "-m", "poolpilot.server", "sandbox", "--port", "0", "--fault", "explode"],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdin=subprocess.DEVNULL,

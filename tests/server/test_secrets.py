@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from mcp_types import CallToolResult
 
-from server.app import load_toolsets
-from server.sandbox import Sandbox
+from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.server.shell.app import load_toolsets
 from tests.support import ManualClock, make_app, open_client
 
 pytestmark = pytest.mark.anyio

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.errors import PoolpilotError
-from server.tokens import TokenSigner, canonical_args
+from poolpilot.server.kernel.errors import PoolpilotError
+from poolpilot.server.kernel.tokens import TokenSigner, canonical_args
 from tests.support import ManualClock
 
 ARGS = {"cluster_id": "c", "pool_name": "web", "size": 12}

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from server.app import build_app
-from server.config import PgBouncerInstance, Settings
+from poolpilot.server.kernel.config import PgBouncerInstance, Settings
+from poolpilot.server.shell.app import build_app
 from tests.support import open_client
 
 pytestmark = pytest.mark.anyio

@@ -1,4 +1,4 @@
-"""One scenario against a real `python -m server serve` subprocess over stdio, SSE and streamable HTTP.
+"""One scenario against a real `python -m poolpilot.server serve` subprocess over stdio, SSE and streamable HTTP.
 
 The scenario: initialize, list tools, a read call, a guarded call through the token path, and a TaurusDB job
 waited on with progress notifications. The HTTP servers run on a free loopback port with a bearer token and
@@ -27,10 +27,10 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
-from server.config import Settings
-from server.transports import security_settings
+from poolpilot.server.kernel.config import Settings
+from poolpilot.server.shell.transports import security_settings
+from poolpilot.tools.taurusdb.sandbox_seed import INSTANCE_PROD, PROXY_SWITCHABLE
 from tests.support import free_port
-from tools.taurusdb.sandbox_seed import INSTANCE_PROD, PROXY_SWITCHABLE
 
 pytestmark = pytest.mark.anyio
 
@@ -63,7 +63,7 @@ async def _http_server(tmp_path: Path, *args: str) -> AsyncIterator[tuple[int, P
     err_path = tmp_path / f"stderr-{port}.txt"
     with err_path.open("wb") as err:
         process = await anyio.open_process(
-            [sys.executable, "-m", "server", "serve", "--port", str(port), *args],
+            [sys.executable, "-m", "poolpilot.server", "serve", "--port", str(port), *args],
             env=_env(tmp_path, POOLPILOT_AUTH_TOKEN=TOKEN),
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
@@ -146,7 +146,7 @@ async def test_stdio_scenario_runs_end_to_end(tmp_path: Path, mode: ConnectMode)
     env = _env(tmp_path)
     params = StdioServerParameters(
         command=sys.executable,
-        args=["-m", "server", "serve"],
+        args=["-m", "poolpilot.server", "serve"],
         env={k: env[k] for k in ("POOLPILOT_AUDIT_LOG", "POOLPILOT_SANDBOX_JOB_SECONDS", "PYTHONPATH")},
         cwd=ROOT,
     )
@@ -262,7 +262,7 @@ async def test_http_bad_origin_and_host_are_rejected(tmp_path: Path) -> None:
 
 def test_off_loopback_bind_without_token_exits_2(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "server", "serve", "--transport", "streamable-http", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "poolpilot.server", "serve", "--transport", "streamable-http", "--host", "0.0.0.0"],
         env=_env(tmp_path),
         cwd=ROOT,
         capture_output=True,
@@ -280,7 +280,7 @@ async def test_stdio_sigterm_exits_cleanly(tmp_path: Path) -> None:
     err_path = tmp_path / "stderr.txt"
     with err_path.open("wb") as err:
         process = await anyio.open_process(
-            [sys.executable, "-m", "server", "serve"],
+            [sys.executable, "-m", "poolpilot.server", "serve"],
             env=_env(tmp_path),
             cwd=ROOT,
             stdin=subprocess.PIPE,

@@ -12,9 +12,8 @@ from typing import Any
 import httpx2
 from mcp_types import CallToolResult
 
-from server.sandbox import Sandbox
-from tests.support import MODES, Answer, ManualClock, SandboxSession, sandbox_session
-from tools.taurusdb.sandbox import (
+from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.tools.taurusdb.sandbox import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
     PROXY_FLAG_FALSE,
@@ -22,6 +21,7 @@ from tools.taurusdb.sandbox import (
     PROXY_SESSION,
     PROXY_SWITCHABLE,
 )
+from tests.support import MODES, Answer, ManualClock, SandboxSession, sandbox_session
 
 __all__ = ["MODES", "SET", "Answer", "Session", "WireSandbox", "session", "switch_args"]
 

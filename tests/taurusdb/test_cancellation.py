@@ -8,10 +8,10 @@ import anyio
 import pytest
 from mcp_types import CallToolResult
 
-from server.sandbox import Sandbox
+from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.tools.taurusdb.sandbox import PROXY_SWITCHABLE
 from tests.support import ManualClock
 from tests.taurusdb.harness import MODES, SET, session, switch_args
-from tools.taurusdb.sandbox import PROXY_SWITCHABLE
 
 pytestmark = pytest.mark.anyio
 

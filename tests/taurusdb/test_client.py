@@ -8,11 +8,11 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from poolpilot.tools.taurusdb.client import parse_error
+from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE, SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
+from poolpilot.tools.taurusdb.signer import verify_request
 from tests.support import ManualClock
 from tests.taurusdb.harness import SET, WireSandbox, session, switch_args
-from tools.taurusdb.client import parse_error
-from tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE, SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
-from tools.taurusdb.signer import verify_request
 
 pytestmark = pytest.mark.anyio
 

@@ -14,12 +14,12 @@ import anyio
 import pytest
 from mcp import Client
 
-from server.app import build_app
-from server.config import Settings
-from server.sandbox import Sandbox
+from poolpilot.server.kernel.config import Settings
+from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.server.shell.app import build_app
+from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE, SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
 from tests.support import ManualClock, served
 from tests.taurusdb.harness import SET, switch_args
-from tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE, SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
 
 pytestmark = pytest.mark.anyio
 

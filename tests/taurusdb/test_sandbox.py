@@ -16,7 +16,7 @@ import yaml
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from tools.taurusdb.sandbox import (
+from poolpilot.tools.taurusdb.sandbox import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
     PROXY_FLAG_FALSE,
@@ -28,7 +28,7 @@ from tools.taurusdb.sandbox import (
     SANDBOX_SK,
     TaurusDBSandbox,
 )
-from tools.taurusdb.signer import canonical_query, sign_request
+from poolpilot.tools.taurusdb.signer import canonical_query, sign_request
 
 pytestmark = pytest.mark.anyio
 

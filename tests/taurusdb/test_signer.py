@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tools.taurusdb.signer import (
+from poolpilot.tools.taurusdb.signer import (
     UNSIGNED_PAYLOAD,
     canonical_query,
     canonical_request,

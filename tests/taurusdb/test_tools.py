@@ -7,10 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from server.sandbox import Sandbox
-from tests.support import ManualClock
-from tests.taurusdb.harness import MODES, SET, WireSandbox, failing_jobs, session, switch_args
-from tools.taurusdb.sandbox import (
+from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.tools.taurusdb.sandbox import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
     PROXY_FLAG_FALSE,
@@ -18,6 +16,8 @@ from tools.taurusdb.sandbox import (
     PROXY_SESSION,
     PROXY_SWITCHABLE,
 )
+from tests.support import ManualClock
+from tests.taurusdb.harness import MODES, SET, WireSandbox, failing_jobs, session, switch_args
 
 pytestmark = pytest.mark.anyio
 

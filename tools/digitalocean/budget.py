@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from server.errors import ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 
 __all__ = [
     "CONNECTIONS_PER_GB",

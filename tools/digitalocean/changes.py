@@ -13,13 +13,13 @@ from typing import Annotated
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from pydantic import Field
 
-from server.errors import ErrorInfo, PoolpilotError, validation_error
-from server.guard import Change, Confirm, ConfirmToken, Plan, Preview, asker, decide
-from server.state import app_state
-from server.tokens import fingerprint
-from tools.digitalocean import budget as budgets
-from tools.digitalocean.client import PROVIDER
-from tools.digitalocean.lookups import (
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
+from poolpilot.server.kernel.guard import Change, Confirm, ConfirmToken, Plan, Preview, asker, decide
+from poolpilot.server.kernel.state import app_state
+from poolpilot.server.kernel.tokens import fingerprint
+from poolpilot.tools.digitalocean import budget as budgets
+from poolpilot.tools.digitalocean.client import PROVIDER
+from poolpilot.tools.digitalocean.lookups import (
     allow_secrets,
     budget_of,
     check_db,
@@ -30,7 +30,7 @@ from tools.digitalocean.lookups import (
     require_databases,
     target,
 )
-from tools.digitalocean.models import (
+from poolpilot.tools.digitalocean.models import (
     ApiCluster,
     ApiPool,
     ClusterId,

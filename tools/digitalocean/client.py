@@ -1,4 +1,4 @@
-"""DigitalOcean's managed-database API: one async method per documented endpoint, over `server.http.Upstream`.
+"""DigitalOcean's managed-database API: one async method per documented endpoint, over the kernel's `Upstream`.
 
 Retries follow what each method can stand (NOTES.md, CLIENTS.md):
 - GET, PUT (a full replacement) and DELETE are idempotent: `Upstream` retries them on 5xx and timeouts.
@@ -23,11 +23,11 @@ import anyio
 import httpx2
 from pydantic import BaseModel
 
-from server.errors import ErrorInfo, PoolpilotError
-from server.http import Upstream
-from server.state import OpenContext
-from tools.digitalocean.errors import hinter, parse_error
-from tools.digitalocean.models import ApiCluster, ApiDatabase, ApiPool, ApiUser
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.http import Upstream
+from poolpilot.server.kernel.state import OpenContext
+from poolpilot.tools.digitalocean.errors import hinter, parse_error
+from poolpilot.tools.digitalocean.models import ApiCluster, ApiDatabase, ApiPool, ApiUser
 
 __all__ = ["PROVIDER", "Created", "DigitalOceanClient", "open_client", "parse_error"]
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import httpx2
 
-from server.errors import ErrorInfo
-from server.http import ProviderErrorParts, unreachable_hint
+from poolpilot.server.kernel.errors import ErrorInfo
+from poolpilot.server.kernel.http import ProviderErrorParts, unreachable_hint
 
 __all__ = ["hinter", "parse_error"]
 

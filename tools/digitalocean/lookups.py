@@ -11,11 +11,11 @@ from typing import Generic, TypeVar
 import anyio
 from mcp.server.mcpserver import Context
 
-from server.errors import ErrorInfo, PoolpilotError, validation_error
-from server.state import app_state
-from tools.digitalocean import budget as budgets
-from tools.digitalocean.client import PROVIDER, DigitalOceanClient
-from tools.digitalocean.models import ApiCluster, ApiPool, Budget, Pool, connection_from
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
+from poolpilot.server.kernel.state import app_state
+from poolpilot.tools.digitalocean import budget as budgets
+from poolpilot.tools.digitalocean.client import PROVIDER, DigitalOceanClient
+from poolpilot.tools.digitalocean.models import ApiCluster, ApiPool, Budget, Pool, connection_from
 
 __all__ = [
     "allow_secrets",

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from server.guard import GuardedResult
+from poolpilot.server.kernel.guard import GuardedResult
 
 __all__ = [
     "ApiCluster",

@@ -19,7 +19,7 @@ from typing import NamedTuple
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tools.digitalocean.sandbox_seed import POOL_MODES, Cluster, Pool, seed_clusters
+from poolpilot.tools.digitalocean.sandbox_seed import POOL_MODES, Cluster, Pool, seed_clusters
 
 __all__ = ["DigitalOceanSandbox"]
 

@@ -12,13 +12,13 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from server.errors import PoolpilotError
-from server.guard import Safety
-from server.state import Toolset, ToolSpec
-from tools.digitalocean import budget as budgets
-from tools.digitalocean import changes
-from tools.digitalocean.client import PROVIDER, open_client
-from tools.digitalocean.lookups import (
+from poolpilot.server.kernel.errors import PoolpilotError
+from poolpilot.server.kernel.guard import Safety
+from poolpilot.server.kernel.state import Toolset, ToolSpec
+from poolpilot.tools.digitalocean import budget as budgets
+from poolpilot.tools.digitalocean import changes
+from poolpilot.tools.digitalocean.client import PROVIDER, open_client
+from poolpilot.tools.digitalocean.lookups import (
     allow_secrets,
     both,
     budget_of,
@@ -28,7 +28,7 @@ from tools.digitalocean.lookups import (
     pool_result,
     require_pools,
 )
-from tools.digitalocean.models import (
+from poolpilot.tools.digitalocean.models import (
     Cluster,
     ClusterId,
     ClusterList,

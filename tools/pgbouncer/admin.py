@@ -27,7 +27,7 @@ from urllib.parse import quote
 import anyio
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-from tools.pgbouncer.ini import InvalidSetting
+from poolpilot.tools.pgbouncer.ini import InvalidSetting
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection

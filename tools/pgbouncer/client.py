@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from server.config import PgBouncerInstance
-from server.errors import ErrorCode, ErrorInfo, PoolpilotError, validation_error
-from server.state import OpenContext
-from tools.pgbouncer import ini
-from tools.pgbouncer.admin import (
+from poolpilot.server.kernel.config import PgBouncerInstance
+from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError, validation_error
+from poolpilot.server.kernel.state import OpenContext
+from poolpilot.tools.pgbouncer import ini
+from poolpilot.tools.pgbouncer.admin import (
     INSTALL_HINT,
     AdminCommandError,
     AdminConnectError,
@@ -31,7 +31,7 @@ from tools.pgbouncer.admin import (
     ShowPoolsRow,
     ShowStatsRow,
 )
-from tools.pgbouncer.models import Thresholds
+from poolpilot.tools.pgbouncer.models import Thresholds
 
 __all__ = ["Difference", "PgBouncerClient", "describe", "env_key", "loaded_differences", "masked_line", "open_client"]
 

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from server.guard import GuardedResult
-from tools.pgbouncer.admin import ShowDatabasesRow, ShowPoolsRow, ShowStatsRow, quote_ident
-from tools.pgbouncer.ini import InvalidSetting
+from poolpilot.server.kernel.guard import GuardedResult
+from poolpilot.tools.pgbouncer.admin import ShowDatabasesRow, ShowPoolsRow, ShowStatsRow, quote_ident
+from poolpilot.tools.pgbouncer.ini import InvalidSetting
 
 __all__ = [
     "ConsoleAction",

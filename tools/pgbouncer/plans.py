@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 from mcp.server.mcpserver import Context
 
-from server.errors import ErrorInfo, PoolpilotError, validation_error
-from server.guard import Change, Plan, Preview
-from server.state import app_state
-from server.tokens import fingerprint
-from tools.pgbouncer import ini
-from tools.pgbouncer.client import PgBouncerClient, loaded_differences, masked_line
-from tools.pgbouncer.models import (
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
+from poolpilot.server.kernel.guard import Change, Plan, Preview
+from poolpilot.server.kernel.state import app_state
+from poolpilot.server.kernel.tokens import fingerprint
+from poolpilot.tools.pgbouncer import ini
+from poolpilot.tools.pgbouncer.client import PgBouncerClient, loaded_differences, masked_line
+from poolpilot.tools.pgbouncer.models import (
     ConsoleDatabaseName,
     DatabaseName,
     DbName,

@@ -15,13 +15,13 @@ from typing import Annotated, TypeVar
 import anyio
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 
-from server.errors import ErrorInfo, PoolpilotError, validation_error
-from server.guard import Confirm, ConfirmToken, Decision, GuardedResult, Plan, Safety, asker, decide
-from server.state import Toolset, ToolSpec, app_state
-from tools.pgbouncer import ini
-from tools.pgbouncer.admin import ShowDatabasesRow
-from tools.pgbouncer.client import Difference, describe, loaded_differences, open_client
-from tools.pgbouncer.models import (
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
+from poolpilot.server.kernel.guard import Confirm, ConfirmToken, Decision, GuardedResult, Plan, Safety, asker, decide
+from poolpilot.server.kernel.state import Toolset, ToolSpec, app_state
+from poolpilot.tools.pgbouncer import ini
+from poolpilot.tools.pgbouncer.admin import ShowDatabasesRow
+from poolpilot.tools.pgbouncer.client import Difference, describe, loaded_differences, open_client
+from poolpilot.tools.pgbouncer.models import (
     ConsoleAction,
     ConsoleDatabaseName,
     Cursor,
@@ -49,7 +49,7 @@ from tools.pgbouncer.models import (
     pool_rows,
     stats_rows,
 )
-from tools.pgbouncer.plans import (
+from poolpilot.tools.pgbouncer.plans import (
     FIELDS,
     Edit,
     pending_changes,

@@ -1,4 +1,4 @@
-"""TaurusDB (GaussDB for MySQL) v3: one async method per endpoint poolpilot uses, over `server.http.Upstream`.
+"""TaurusDB (GaussDB for MySQL) v3: one async method per endpoint poolpilot uses, over the kernel's `Upstream`.
 
 Every request is signed with our own SDK-HMAC-SHA256 signer (signer.py), shaped like huaweicloudsdkgaussdb's
 (CLIENTS.md): `Content-Type: application/json` on GETs too and `application/json;charset=utf-8` on the PUT,
@@ -20,12 +20,12 @@ from urllib.parse import quote
 
 import httpx2
 
-from server.errors import ErrorCode, ErrorInfo, PoolpilotError
-from server.http import ProviderErrorParts, Upstream, unreachable_hint
-from server.state import OpenContext
-from tools.taurusdb.models import PROJECT_ID_PATTERN, ApiInstance, ApiJob, ApiProxyEntry, PoolType
-from tools.taurusdb.regions import REGIONS, endpoint_for
-from tools.taurusdb.signer import canonical_query, sign_request
+from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.http import ProviderErrorParts, Upstream, unreachable_hint
+from poolpilot.server.kernel.state import OpenContext
+from poolpilot.tools.taurusdb.models import PROJECT_ID_PATTERN, ApiInstance, ApiJob, ApiProxyEntry, PoolType
+from poolpilot.tools.taurusdb.regions import REGIONS, endpoint_for
+from poolpilot.tools.taurusdb.signer import canonical_query, sign_request
 
 __all__ = ["PROVIDER", "Submitted", "TaurusDBClient", "open_client", "parse_error"]
 
@@ -331,7 +331,7 @@ async def open_client(ctx: OpenContext) -> TaurusDBClient:
         if ctx.sandbox is None:
             raise RuntimeError("the TaurusDB sandbox backend needs a sandbox")
         # The example credentials of signing-vectors.json, the only ones the sandbox accepts (DECISIONS.md).
-        from tools.taurusdb.sandbox_seed import SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
+        from poolpilot.tools.taurusdb.sandbox_seed import SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
 
         transport = ctx.sandbox.transport()
         base_url, ak, sk, project = SANDBOX_BASE_URL, SANDBOX_AK, SANDBOX_SK, SANDBOX_PROJECT_ID

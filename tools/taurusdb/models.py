@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.guard import GuardedResult
+from poolpilot.server.kernel.guard import GuardedResult
 
 __all__ = [
     "ApiInstance",

@@ -40,7 +40,7 @@ from typing import NamedTuple
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tools.taurusdb.sandbox_seed import (
+from poolpilot.tools.taurusdb.sandbox_seed import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
     POOL_TYPES,
@@ -58,7 +58,7 @@ from tools.taurusdb.sandbox_seed import (
     seed_instances,
     seed_proxies,
 )
-from tools.taurusdb.signer import verify_request
+from poolpilot.tools.taurusdb.signer import verify_request
 
 # Credentials, seed ids and the object model are re-exported so callers need only this module.
 __all__ = [

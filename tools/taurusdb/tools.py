@@ -27,12 +27,12 @@ import anyio
 from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 from pydantic import Field
 
-from server.errors import ErrorCode, ErrorInfo, PoolpilotError
-from server.guard import Change, Confirm, ConfirmToken, Plan, Preview, Safety, asker, decide
-from server.state import Toolset, ToolSpec, app_state
-from server.tokens import fingerprint
-from tools.taurusdb.client import PROVIDER, TaurusDBClient, open_client
-from tools.taurusdb.models import (
+from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.guard import Change, Confirm, ConfirmToken, Plan, Preview, Safety, asker, decide
+from poolpilot.server.kernel.state import Toolset, ToolSpec, app_state
+from poolpilot.server.kernel.tokens import fingerprint
+from poolpilot.tools.taurusdb.client import PROVIDER, TaurusDBClient, open_client
+from poolpilot.tools.taurusdb.models import (
     ApiProxyEntry,
     Cursor,
     InstanceId,

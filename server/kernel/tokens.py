@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
-from server.errors import ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 
 __all__ = ["TokenSigner", "canonical_args", "derive_key", "fingerprint"]
 

@@ -5,7 +5,7 @@ one `open` coroutine that builds the provider's client for the configured backen
 
 `open(ctx: OpenContext)` builds an `httpx2.AsyncClient` with explicit timeouts — `transport=ctx.sandbox.transport()`
 and a placeholder base URL when `ctx.settings.provider_backend(name) == "sandbox"`, else the live URL — wraps it
-in `server.http.Upstream(..., sleep=ctx.sleep, clock=ctx.clock, jitter=ctx.jitter)`, registers operator secrets with
+in `Upstream(..., sleep=ctx.sleep, clock=ctx.clock, jitter=ctx.jitter)`, registers operator secrets with
 `ctx.redactor.add(...)`, and returns a client object with `backend` and `aclose()`. Tools reach it with
 `app_state(ctx).client(name, ClientClass)`. Raise `PoolpilotError` (server/errors.py) for every failure;
 `server/app.py` renders it, redacts every result and audits every WRITE/DESTRUCTIVE call from the result's
@@ -23,14 +23,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 
-from server.audit import AuditLog
-from server.config import Settings
-from server.errors import ErrorInfo, PoolpilotError
-from server.guard import Guard, Safety
-from server.redact import Redactor
+from poolpilot.server.kernel.audit import AuditLog
+from poolpilot.server.kernel.config import Settings
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.guard import Guard, Safety
+from poolpilot.server.kernel.redact import Redactor
 
 if TYPE_CHECKING:
-    from server.sandbox import Sandbox
+    from poolpilot.server.kernel.sandbox import Sandbox
 
 __all__ = ["AppState", "OpenContext", "ProviderClient", "ToolSpec", "Toolset", "app_state"]
 

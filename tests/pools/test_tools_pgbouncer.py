@@ -12,10 +12,10 @@ import anyio
 import pytest
 from mcp import Client
 
-from server.config import PgBouncerInstance
+from poolpilot.server.kernel.config import PgBouncerInstance
+from poolpilot.tools.pgbouncer.local import LocalPair
 from tests.pgbouncer.harness import connect
 from tests.support import make_app, open_client
-from tools.pgbouncer.local import LocalPair
 
 pytestmark = pytest.mark.anyio
 

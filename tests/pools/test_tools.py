@@ -10,10 +10,10 @@ import anyio
 import pytest
 from mcp import Client
 
-from server.sandbox import FaultPlan, Sandbox
+from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
+from poolpilot.tools.taurusdb.sandbox_seed import INSTANCE_PROD, PROXY_FLAG_FALSE, PROXY_SWITCHABLE
 from tests.support import ManualClock, error_model, make_app, open_client
-from tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
-from tools.taurusdb.sandbox_seed import INSTANCE_PROD, PROXY_FLAG_FALSE, PROXY_SWITCHABLE
 
 pytestmark = pytest.mark.anyio
 

@@ -289,7 +289,7 @@ def load_settings(flags: Mapping[str, object] | None = None, env: Mapping[str, s
             "set POOLPILOT_AUTH_TOKEN or --auth-token-file PATH (or bind 127.0.0.1)",
         )
     if region is not None:
-        from tools.taurusdb.regions import REGIONS  # only when a region is set: keeps start-up lean
+        from poolpilot.tools.taurusdb.regions import REGIONS  # only when a region is set: keeps start-up lean
 
         if region not in REGIONS and not taurus_url:
             raise ConfigError(

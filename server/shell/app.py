@@ -19,13 +19,19 @@ from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
-from server.audit import AuditLog
-from server.config import ConfigError, Settings
-from server.errors import ErrorInfo, PoolpilotError, from_validation_error, internal_error, render_error
-from server.guard import Guard, Safety
-from server.redact import RedactingFilter, Redactor
-from server.state import AppState, OpenContext, Toolset, ToolSpec
-from server.tokens import REQUEST_STATE_LABEL, TokenSigner, derive_key
+from poolpilot.server.kernel.audit import AuditLog
+from poolpilot.server.kernel.config import ConfigError, Settings
+from poolpilot.server.kernel.errors import (
+    ErrorInfo,
+    PoolpilotError,
+    from_validation_error,
+    internal_error,
+    render_error,
+)
+from poolpilot.server.kernel.guard import Guard, Safety
+from poolpilot.server.kernel.redact import RedactingFilter, Redactor
+from poolpilot.server.kernel.state import AppState, OpenContext, Toolset, ToolSpec
+from poolpilot.server.kernel.tokens import REQUEST_STATE_LABEL, TokenSigner, derive_key
 
 __all__ = ["TOOLSET_MODULES", "PoolpilotServer", "build_app", "load_toolsets", "select_tools"]
 
@@ -33,10 +39,10 @@ log = logging.getLogger("poolpilot")
 
 # One line per provider: adding one means adding its folder and a line here.
 TOOLSET_MODULES: dict[str, str] = {
-    "digitalocean": "tools.digitalocean.tools",
-    "taurusdb": "tools.taurusdb.tools",
-    "pgbouncer": "tools.pgbouncer.tools",
-    "pools": "tools.fleet.tools",
+    "digitalocean": "poolpilot.tools.digitalocean.tools",
+    "taurusdb": "poolpilot.tools.taurusdb.tools",
+    "pgbouncer": "poolpilot.tools.pgbouncer.tools",
+    "pools": "poolpilot.tools.pools.tools",
 }
 
 
@@ -313,7 +319,10 @@ def build_app(
     )
     needs_sandbox = any(settings.provider_backend(ts.name) == "sandbox" for ts in toolsets)
     if needs_sandbox and sandbox is None:
-        from server.sandbox import FaultPlan, Sandbox  # only when used: keeps `serve` on live creds lean
+        from poolpilot.server.kernel.sandbox import (  # only when used: keeps `serve` on live creds lean
+            FaultPlan,
+            Sandbox,
+        )
 
         plan = FaultPlan()
         for rule in settings.sandbox_faults:

@@ -10,13 +10,13 @@ from typing import Any
 
 import anyio
 
-from server.config import Settings
+from poolpilot.server.kernel.config import Settings
 
 __all__ = ["banner", "call_tool", "print_tools", "run_sandbox", "serve"]
 
 
 def banner(settings: Settings) -> str:
-    from server.app import select_tools
+    from poolpilot.server.shell.app import select_tools
 
     toolsets, specs, _ = select_tools(settings)
     lines = [f"poolpilot: {len(specs)} tools, transport {settings.transport}"]
@@ -43,14 +43,14 @@ def banner(settings: Settings) -> str:
 
 def _preflight(settings: Settings) -> None:
     """Refuse what cannot work before speaking MCP: HTTP settings no client can reach, unusable PgBouncer DSNs."""
-    from server.config import ConfigError
-    from server.transports import check_http
+    from poolpilot.server.kernel.config import ConfigError
+    from poolpilot.server.shell.transports import check_http
 
     check_http(settings)
     for instance in settings.pgbouncer:
         var = f"POOLPILOT_PGBOUNCER_{instance.name.upper().replace('-', '_')}_DSN"
         try:
-            from tools.pgbouncer.admin import AdminConsole
+            from poolpilot.tools.pgbouncer.admin import AdminConsole
 
             AdminConsole(instance.dsn)  # parses only; connects at the first call
         except ImportError:
@@ -60,8 +60,8 @@ def _preflight(settings: Settings) -> None:
 
 
 def serve(settings: Settings) -> int:
-    from server.app import build_app
-    from server.transports import run_stdio, serve_http
+    from poolpilot.server.shell.app import build_app
+    from poolpilot.server.shell.transports import run_stdio, serve_http
 
     try:
         _preflight(settings)
@@ -82,7 +82,7 @@ def serve(settings: Settings) -> int:
 
 
 def print_tools(settings: Settings, *, as_json: bool) -> int:
-    from server.app import load_toolsets, select_tools
+    from poolpilot.server.shell.app import load_toolsets, select_tools
 
     _, specs, hidden = select_tools(settings)
     rows = [{"name": s.name, "safety": s.safety.value, "title": s.title} for s in specs]
@@ -108,7 +108,7 @@ async def _call(settings: Settings, tool: str, args: dict[str, Any]) -> tuple[bo
     from mcp.client.session import ClientRequestContext
     from mcp_types import ElicitRequestParams, ElicitResult
 
-    from server.app import build_app
+    from poolpilot.server.shell.app import build_app
 
     app = build_app(settings)
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
@@ -137,7 +137,7 @@ def call_tool(settings: Settings, tool: str, args: dict[str, Any]) -> int:
 def run_sandbox(ns: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.sandbox import FaultPlan, Sandbox
+    from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
 
     plan = FaultPlan()
     for rule in ns.faults or ():
@@ -163,7 +163,7 @@ def run_sandbox(ns: argparse.Namespace) -> int:
     )
     pair = None
     if ns.with_pgbouncer:
-        from tools.pgbouncer.local import missing_binaries, start_local_pair
+        from poolpilot.tools.pgbouncer.local import missing_binaries, start_local_pair
 
         missing = missing_binaries()
         if missing:

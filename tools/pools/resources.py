@@ -22,8 +22,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
-from server.errors import PoolpilotError
-from server.state import AppState
+from poolpilot.server.kernel.errors import PoolpilotError
+from poolpilot.server.kernel.state import AppState
 
 __all__ = ["register_extras"]
 
@@ -67,7 +67,7 @@ def _valid(kind: Any, field: str, value: str) -> Any:
 
 def register_extras(app: MCPServer[Any]) -> None:
     """Register the pools resources and prompts on `app` (a PoolpilotServer; anything else gets none)."""
-    from server.app import PoolpilotServer  # the app module imports toolsets by name, never the reverse
+    from poolpilot.server.shell.app import PoolpilotServer  # the app module imports toolsets by name, never the reverse
 
     if not isinstance(app, PoolpilotServer):
         return
@@ -100,7 +100,7 @@ Reader = Callable[[Callable[[], Awaitable[BaseModel]]], Awaitable[str]]
 
 
 def _overview(app: MCPServer[Any], state: AppState, read: Reader) -> None:
-    from tools.fleet.collect import collect
+    from poolpilot.tools.pools.collect import collect
 
     # A static resource gets no Context (SDK rule), so it reads the app state the lifespan fills.
     @app.resource("poolpilot://overview", name="overview", description="pools_overview as JSON", mime_type=JSON)
@@ -109,8 +109,8 @@ def _overview(app: MCPServer[Any], state: AppState, read: Reader) -> None:
 
 
 def _digitalocean(app: MCPServer[Any], read: Reader, *, with_pool: bool) -> None:
-    from tools.digitalocean.models import ClusterId, PoolName
-    from tools.digitalocean.tools import digitalocean_get_pool, digitalocean_list_pools
+    from poolpilot.tools.digitalocean.models import ClusterId, PoolName
+    from poolpilot.tools.digitalocean.tools import digitalocean_get_pool, digitalocean_list_pools
 
     @app.resource(
         "digitalocean://clusters/{cluster_id}/pools",
@@ -137,8 +137,8 @@ def _digitalocean(app: MCPServer[Any], read: Reader, *, with_pool: bool) -> None
 
 
 def _taurusdb(app: MCPServer[Any], read: Reader) -> None:
-    from tools.taurusdb.models import InstanceId
-    from tools.taurusdb.tools import taurusdb_list_proxies
+    from poolpilot.tools.taurusdb.models import InstanceId
+    from poolpilot.tools.taurusdb.tools import taurusdb_list_proxies
 
     @app.resource(
         "taurusdb://instances/{instance_id}/proxies",
@@ -152,8 +152,8 @@ def _taurusdb(app: MCPServer[Any], read: Reader) -> None:
 
 
 def _pgbouncer(app: MCPServer[Any], read: Reader) -> None:
-    from tools.pgbouncer.models import InstanceName
-    from tools.pgbouncer.tools import pgbouncer_list_pools
+    from poolpilot.tools.pgbouncer.models import InstanceName
+    from poolpilot.tools.pgbouncer.tools import pgbouncer_list_pools
 
     @app.resource(
         "pgbouncer://{instance}/pools",

@@ -65,7 +65,7 @@ class Launch:
 
 
 def launch_command(runner: Runner | None = None, *, read_only: bool = False) -> Launch:
-    """This installation's absolute `poolpilot`, else this Python with `-m server`; or the uvx/pipx form."""
+    """This installation's absolute `poolpilot`, else this Python with `-m poolpilot.server`; or the uvx/pipx form."""
     extra = ["--read-only"] if read_only else []
     if runner == "uvx":
         return Launch("uvx", [SERVER_NAME, "serve", *extra])
@@ -75,8 +75,8 @@ def launch_command(runner: Runner | None = None, *, read_only: bool = False) -> 
     script = str(beside) if beside.is_file() else shutil.which(SERVER_NAME)
     if script:
         return Launch(str(Path(script).absolute()), ["serve", *extra])
-    root = Path(__file__).resolve().parent.parent  # a source checkout: not installed, so put it on the path
-    return Launch(str(Path(sys.executable).absolute()), ["-m", "server", "serve", *extra], {"PYTHONPATH": str(root)})
+    # No script beside this Python: the package is importable here (this code runs from it), so run it as a module.
+    return Launch(str(Path(sys.executable).absolute()), ["-m", "poolpilot.server", "serve", *extra])
 
 
 def _plain_value(name: str, value: str) -> bool:

@@ -112,33 +112,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Start-up allocates many long-lived objects (the SDK, schemas, models); collecting them while they are
         # created only costs time. `serve` freezes them and turns the collector back on once the app is built.
         gc.disable()
-    from server.config import ConfigError, load_settings
+    from poolpilot.server.kernel.config import ConfigError, load_settings
 
     try:
         if ns.command == "sandbox":
-            from server.commands import run_sandbox
+            from poolpilot.server.shell.commands import run_sandbox
 
             return run_sandbox(ns)
         if ns.command == "doctor":
-            from server.doctor import run_doctor
+            from poolpilot.server.shell.doctor import run_doctor
 
             return run_doctor(_flags(ns), as_json=ns.json, timeout_s=ns.timeout)
         if ns.command == "config":
-            from server.clientconfig import print_config
+            from poolpilot.server.shell.clientconfig import print_config
 
             return print_config(
                 ns.client, read_only=ns.read_only, runner="uvx" if ns.uvx else "pipx" if ns.pipx else None
             )
         settings = load_settings(_flags(ns))
         if ns.command == "tools":
-            from server.commands import print_tools
+            from poolpilot.server.shell.commands import print_tools
 
             return print_tools(settings, as_json=ns.json)
         if ns.command == "call":
-            from server.commands import call_tool
+            from poolpilot.server.shell.commands import call_tool
 
             return call_tool(settings, ns.tool, _parse_args(ns.args))
-        from server.commands import serve
+        from poolpilot.server.shell.commands import serve
 
         return serve(settings)
     except ConfigError as exc:

@@ -55,9 +55,9 @@ from mcp_types import ToolAnnotations
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
-from server.audit import AuditLog
-from server.errors import ErrorInfo, PoolpilotError
-from server.tokens import TokenSigner
+from poolpilot.server.kernel.audit import AuditLog
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.tokens import TokenSigner
 
 __all__ = [
     "Change",
@@ -244,7 +244,7 @@ async def decide(
 
 
 def _guard(ctx: Context) -> Guard:
-    from server.state import app_state  # server.state imports this module
+    from poolpilot.server.kernel.state import app_state  # poolpilot.server.kernel.state imports this module
 
     return app_state(ctx).guard
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from server.errors import ErrorInfo
+from poolpilot.server.kernel.errors import ErrorInfo
 
 __all__ = ["Advice", "Budget", "Finding", "Overview", "OverviewRow", "ProviderFailure", "SuggestedCall"]
 

@@ -20,7 +20,7 @@ import anyio
 import httpx2
 from pydantic import BaseModel
 
-from server.config import LOOPBACK, ConfigError, Settings, load_settings
+from poolpilot.server.kernel.config import LOOPBACK, ConfigError, Settings, load_settings
 
 __all__ = ["Check", "DoctorReport", "diagnose", "render", "run_doctor"]
 
@@ -84,7 +84,7 @@ def _sources(settings: Settings) -> dict[str, SettingSource]:
 
 
 def _providers(settings: Settings) -> list[Check]:
-    from server.app import default_toolsets
+    from poolpilot.server.shell.app import default_toolsets
 
     enabled = settings.toolsets if settings.toolsets is not None else default_toolsets(settings)
     checks = []
@@ -174,7 +174,7 @@ async def _digitalocean(settings: Settings, timeout_s: float) -> list[Check]:
 
 
 def _taurus_region(settings: Settings) -> tuple[Check, str | None]:
-    from tools.taurusdb.regions import REGIONS, endpoint_for
+    from poolpilot.tools.taurusdb.regions import REGIONS, endpoint_for
 
     region, url = settings.huawei_region, settings.taurusdb_url
     name = "taurusdb region"
@@ -203,7 +203,7 @@ def _minutes(skew: float) -> str:
 
 
 async def _taurusdb(settings: Settings, timeout_s: float) -> list[Check]:
-    from tools.taurusdb.signer import canonical_query, sign_request
+    from poolpilot.tools.taurusdb.signer import canonical_query, sign_request
 
     region_check, base = _taurus_region(settings)
     if base is None:
@@ -257,7 +257,7 @@ async def _pgbouncer(settings: Settings, timeout_s: float) -> list[Check]:
         name = f"pgbouncer {instance.name}"
         var = f"POOLPILOT_PGBOUNCER_{instance.name.upper().replace('-', '_')}_DSN"
         try:
-            from tools.pgbouncer.admin import AdminConsole, AdminError
+            from poolpilot.tools.pgbouncer.admin import AdminConsole, AdminError
 
             console = AdminConsole(instance.dsn, connect_timeout_s=timeout_s, command_timeout_s=timeout_s)
             with anyio.fail_after(timeout_s * 2):
@@ -299,7 +299,7 @@ def _audit(settings: Settings) -> Check:
 
 
 def _http(settings: Settings) -> list[Check]:
-    from server.transports import bind_socket, check_http
+    from poolpilot.server.shell.transports import bind_socket, check_http
 
     if settings.transport == "stdio":
         return []
@@ -345,7 +345,7 @@ async def diagnose(
     sources: dict[str, SettingSource] = {}
     try:
         settings = load_settings(flags, env)
-        from server.app import select_tools
+        from poolpilot.server.shell.app import select_tools
 
         select_tools(settings)
     except ConfigError as exc:

@@ -16,13 +16,13 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult, TextContent
 from pydantic import AfterValidator, BaseModel, Field
 
-from server.errors import ErrorInfo, PoolpilotError, validation_error
-from server.guard import Safety
-from server.state import AppState, OpenContext, Toolset, ToolSpec, app_state
-from tools.fleet.collect import collect, enabled_providers
-from tools.fleet.models import Advice, Overview, Provider
-from tools.fleet.resources import register_extras
-from tools.fleet.rules import Thresholds, advise
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
+from poolpilot.server.kernel.guard import Safety
+from poolpilot.server.kernel.state import AppState, OpenContext, Toolset, ToolSpec, app_state
+from poolpilot.tools.pools.collect import collect, enabled_providers
+from poolpilot.tools.pools.models import Advice, Overview, Provider
+from poolpilot.tools.pools.resources import register_extras
+from poolpilot.tools.pools.rules import Thresholds, advise
 
 __all__ = ["TOOLSET", "compact", "thresholds"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import anyio
 import httpx2
 
-from server.errors import ErrorCode, ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
 
 __all__ = ["ProviderErrorParts", "RetryPolicy", "Upstream", "code_for_status", "unreachable_hint"]
 

@@ -10,11 +10,11 @@ import anyio
 import pytest
 from mcp import Client
 
-from server.config import ConfigError, load_settings
-from server.sandbox import Sandbox
+from poolpilot.server.kernel.config import ConfigError, load_settings
+from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID, Pool
+from poolpilot.tools.taurusdb.sandbox_seed import PROXY_OLD_KERNEL, PROXY_SWITCHABLE
 from tests.support import make_app, open_client
-from tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID, Pool
-from tools.taurusdb.sandbox_seed import PROXY_OLD_KERNEL, PROXY_SWITCHABLE
 
 pytestmark = pytest.mark.anyio
 

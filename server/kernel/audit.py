@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from server.errors import ErrorInfo, PoolpilotError
-from server.redact import Redactor
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.redact import Redactor
 
 __all__ = ["AuditLog"]
 

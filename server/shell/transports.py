@@ -29,7 +29,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.config import LOOPBACK, ConfigError, Settings
+from poolpilot.server.kernel.config import LOOPBACK, ConfigError, Settings
 
 if TYPE_CHECKING:
     import uvicorn

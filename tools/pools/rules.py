@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
-from tools.fleet.models import Finding, Overview, OverviewRow, SuggestedCall
+from poolpilot.tools.pools.models import Finding, Overview, OverviewRow, SuggestedCall
 
 __all__ = ["RULES", "Thresholds", "advise"]
 

@@ -13,9 +13,9 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import TextContent, TextResourceContents
 
+from poolpilot.tools.digitalocean.sandbox_seed import PG_SMALL_ID
+from poolpilot.tools.taurusdb.sandbox_seed import INSTANCE_PROD
 from tests.support import make_app, open_client
-from tools.digitalocean.sandbox_seed import PG_SMALL_ID
-from tools.taurusdb.sandbox_seed import INSTANCE_PROD
 
 pytestmark = pytest.mark.anyio
 

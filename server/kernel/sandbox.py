@@ -134,8 +134,8 @@ class Sandbox:
         taurus_clock_skew_s: float = 0.0,
         timeout_s: float = 3600.0,
     ) -> None:
-        from tools.digitalocean.sandbox import DigitalOceanSandbox
-        from tools.taurusdb.sandbox import TaurusDBSandbox
+        from poolpilot.tools.digitalocean.sandbox import DigitalOceanSandbox
+        from poolpilot.tools.taurusdb.sandbox import TaurusDBSandbox
 
         self.faults = faults or FaultPlan()
         self._sleep = sleep

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.fleet.models import Budget, Overview, OverviewRow
-from tools.fleet.rules import (
+from poolpilot.tools.pools.models import Budget, Overview, OverviewRow
+from poolpilot.tools.pools.rules import (
     Thresholds,
     advise,
     do_budget,

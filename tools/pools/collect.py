@@ -18,17 +18,17 @@ from typing import TypeVar
 
 import anyio
 
-from server.errors import ErrorInfo, PoolpilotError
-from server.state import AppState
-from tools.digitalocean.client import DigitalOceanClient
-from tools.digitalocean.lookups import budget_of
-from tools.digitalocean.models import ApiCluster, ApiDatabase, ApiPool, ApiUser
-from tools.fleet.models import Budget, Overview, OverviewRow, Provider, ProviderFailure
-from tools.pgbouncer.client import PgBouncerClient
-from tools.pgbouncer.models import pool_rows
-from tools.taurusdb.client import TaurusDBClient
-from tools.taurusdb.models import ApiInstance
-from tools.taurusdb.tools import proxy_row
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.state import AppState
+from poolpilot.tools.digitalocean.client import DigitalOceanClient
+from poolpilot.tools.digitalocean.lookups import budget_of
+from poolpilot.tools.digitalocean.models import ApiCluster, ApiDatabase, ApiPool, ApiUser
+from poolpilot.tools.pgbouncer.client import PgBouncerClient
+from poolpilot.tools.pgbouncer.models import pool_rows
+from poolpilot.tools.pools.models import Budget, Overview, OverviewRow, Provider, ProviderFailure
+from poolpilot.tools.taurusdb.client import TaurusDBClient
+from poolpilot.tools.taurusdb.models import ApiInstance
+from poolpilot.tools.taurusdb.tools import proxy_row
 
 __all__ = ["PROVIDERS", "collect", "enabled_providers"]
 

@@ -1,0 +1,58 @@
+"""The installed distribution claims one import name, `poolpilot` (issue 16), and ships every module of the tree."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _wheel(tmp_path: Path) -> zipfile.ZipFile:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-w",
+            str(tmp_path),
+            ".",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("poolpilot-*.whl")
+    return zipfile.ZipFile(wheel)
+
+
+def test_wheel_installs_only_the_poolpilot_namespace_with_every_module(tmp_path: Path) -> None:
+    names = _wheel(tmp_path).namelist()
+    tops = {n.split("/", 1)[0] for n in names}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"poolpilot"}
+    shipped = {n for n in names if n.endswith(".py")}
+    tree = {
+        f"poolpilot/{p.relative_to(ROOT).as_posix()}"
+        for folder in ("server", "tools")
+        for p in (ROOT / folder).rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert tree <= shipped, sorted(tree - shipped)
+
+
+def test_no_module_imports_the_bare_source_folder_names() -> None:
+    offenders = []
+    for folder in ("server", "tools", "tests", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                stripped = line.strip()
+                if stripped.startswith(("from server", "import server", "from tools", "import tools")):
+                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {stripped}")
+    assert offenders == []
