@@ -27,6 +27,7 @@ from poolpilot.server.kernel.audit import AuditLog
 from poolpilot.server.kernel.config import Settings
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.guard import Guard, Safety
+from poolpilot.server.kernel.locks import TargetLocks
 from poolpilot.server.kernel.redact import Redactor
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ class AppState:
     redactor: Redactor
     sandbox: Sandbox | None = None
     clients: dict[str, ProviderClient] = field(default_factory=dict)
+    # One writer per target (issue 17): guarded tools hold their target's key from the last re-read to the answer.
+    locks: TargetLocks = field(default_factory=TargetLocks)
 
     def client(self, provider: str, kind: type[C]) -> C:
         found = self.clients.get(provider)
