@@ -1,7 +1,8 @@
 #!/bin/sh
-# Install PgBouncer and the PostgreSQL 15 server binaries for tests/pgbouncer, when missing.
-# Idempotent and quiet. It never fails the build: when it cannot install, it prints a loud warning and
-# the PgBouncer tests then skip with a reason (or fail, when CI=true, so a broken runner is noticed).
+# Install PgBouncer (Debian 12's 1.18) and the PostgreSQL 15 server binaries for tests/pgbouncer, when missing.
+# Idempotent. It never fails the build: it says what happened (nothing when everything is there, one line after
+# an install, the tail of apt's log when apt failed), and the PgBouncer tests then skip with a reason (or fail,
+# when CI=true, so a broken runner is noticed).
 set -u
 
 have_pg_server() {
@@ -17,37 +18,53 @@ have_pgbouncer() {
     command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]
 }
 
-warn() {
-    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
-    echo "!! WARNING: $1" >&2
-    echo "!! The PgBouncer tests cannot run against a real PgBouncer here." >&2
-    echo "!! Install by hand: apt-get install -y pgbouncer postgresql-15" >&2
-    echo "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!" >&2
+missing() {
+    out=""
+    have_pgbouncer || out="pgbouncer"
+    have_pg_server || out="$out${out:+ }postgresql-15"
+    echo "$out"
 }
 
-if have_pgbouncer && have_pg_server; then
-    exit 0
-fi
+warn() {
+    echo "!! install-pgbouncer: $1" >&2
+    echo "!! The PgBouncer tests cannot run against a real PgBouncer here. Install by hand: apt-get install -y $(missing)" >&2
+}
+
+[ -z "$(missing)" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
-    warn "pgbouncer or the PostgreSQL server binaries are missing and this is not root"
+    warn "missing $(missing) and this is not root"
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    warn "pgbouncer or the PostgreSQL server binaries are missing and apt-get is not available"
+    warn "missing $(missing) and apt-get is not available"
     exit 0
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+LOG="${TMPDIR:-/tmp}/poolpilot-install-pgbouncer.log"
+: >"$LOG"
 install() {
-    apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1
+    echo "== apt-get install $*" >>"$LOG"
+    apt-get install -y --no-install-recommends "$@" >>"$LOG" 2>&1
 }
-# postgresql-15 is Debian 12's server; elsewhere fall back to the distribution's default version.
-if apt-get update -qq >/dev/null 2>&1 \
-    && { install pgbouncer postgresql-15 || install pgbouncer postgresql; } \
-    && have_pgbouncer && have_pg_server; then
+try_install() {
+    # postgresql-15 is Debian 12's server; elsewhere fall back to the distribution's default version.
+    install pgbouncer postgresql-15 || install pgbouncer postgresql
+}
+# The package lists may already be there: try before updating. An update that reports an error (a broken
+# third-party source) does not stop the install from Debian's own archive, so its status is only logged.
+if ! try_install; then
+    echo "== apt-get update" >>"$LOG"
+    apt-get update >>"$LOG" 2>&1 || echo "== apt-get update exited $?" >>"$LOG"
+    try_install
+fi
+still="$(missing)"
+if [ -z "$still" ]; then
     # The packaged services may start on install; the tests run their own pair on free ports.
+    echo "install-pgbouncer: installed pgbouncer and the PostgreSQL server (apt log: $LOG)"
     exit 0
 fi
-warn "apt-get could not install pgbouncer postgresql-15"
+warn "still missing after apt-get: $still; last lines of $LOG:"
+tail -n 20 "$LOG" | sed 's/^/!!   /' >&2
 exit 0
