@@ -11,21 +11,29 @@ Exceptions (every message is safe to show: no DSN, no password)::
     AdminError
     ├── AdminConnectError   could not connect or log in, or the connection broke
     ├── AdminCommandError   the console answered with an error (sqlstate kept)
+    ├── AdminColumnError    a SHOW result lacks a column we read, or holds a value of another type
     └── PauseTimedOut       PAUSE did not finish in time; RESUME was sent
     PsycopgMissing (ImportError): the extra is not installed
+
+Rows are read by capability, not by version string: each row model names the columns it needs (and the other
+names a column has had), the columns come from the result's description, and anything else is left out.
+Checked between 1.18 (Debian 12) and 1.24.1 (Debian 13): the one rename is SHOW DATABASES `reserve_pool` →
+`reserve_pool_size` (1.24.0); 1.24 adds columns we do not read (SHOW DATABASES `server_lifetime`,
+`load_balance_hosts`, `max_client_connections`, `current_client_connections`; SHOW POOLS `load_balance_hosts`;
+SHOW STATS `*_server_assignment_count`, `*_client_parse_count`, `*_server_parse_count`, `*_bind_count`).
 """
 
 from __future__ import annotations
 
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 from urllib.parse import quote
 
 import anyio
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from poolpilot.tools.pgbouncer.ini import InvalidSetting
 
@@ -62,6 +70,15 @@ class AdminCommandError(AdminError):
         self.sqlstate = sqlstate
 
 
+class AdminColumnError(AdminError):
+    """A SHOW result lacks a column we read, or a column holds a value of another type than expected."""
+
+    def __init__(self, command: str, column: str, problem: str | None = None) -> None:
+        said = f"column {column} {problem}" if problem else f"no column {column}"
+        super().__init__(f"{command} returned {said}")
+        self.command, self.column = command, column
+
+
 class PauseTimedOut(AdminError):
     """PAUSE did not finish in time. PgBouncer keeps a timed-out PAUSE in force, so RESUME was sent."""
 
@@ -78,8 +95,39 @@ class PauseTimedOut(AdminError):
         super().__init__(f"PAUSE {database} did not finish within {timeout_s:g} s ({waited}); {outcome}")
 
 
+RowT = TypeVar("RowT", bound="_Row")
+
+
 class _Row(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)  # columns differ between PgBouncer versions
+    model_config = ConfigDict(extra="ignore", frozen=True)  # `from_rows` passes only the columns it maps
+
+    # field -> the names its column has had, newest first (for a field whose column was renamed)
+    renamed: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    @classmethod
+    def columns_for(cls, command: str, columns: Sequence[str]) -> dict[str, str]:
+        """Map each field to the column that holds it in a result with `columns`. A missing column of a required
+        field raises `AdminColumnError` naming it; a missing optional one is left to its default."""
+        present, found = set(columns), {}
+        for name, info in cls.model_fields.items():
+            names = cls.renamed.get(name, (name,))
+            column = next((c for c in names if c in present), None)
+            if column is not None:
+                found[name] = column
+            elif info.is_required():
+                raise AdminColumnError(command, " or ".join(names))
+        return found
+
+    @classmethod
+    def from_rows(cls: type[RowT], command: str, columns: Sequence[str], rows: list[DictRow]) -> list[RowT]:
+        mapping = cls.columns_for(command, columns)
+        try:
+            return [cls.model_validate({name: row[column] for name, column in mapping.items()}) for row in rows]
+        except ValidationError as exc:
+            # Name the column and the expected type, never the value (a host or user the model needn't see).
+            error = exc.errors(include_url=False, include_input=False)[0]
+            column = mapping.get(str(error["loc"][0]), str(error["loc"][0])) if error["loc"] else "?"
+            raise AdminColumnError(command, column, f"has an unexpected value ({error['msg']})") from None
 
 
 class ShowPoolsRow(_Row):
@@ -113,12 +161,14 @@ class ShowDatabasesRow(_Row):
     force_user: str | None
     pool_size: int
     min_pool_size: int = 0
-    reserve_pool: int
+    reserve_pool: int  # column `reserve_pool_size` since 1.24.0
     pool_mode: str | None  # None: the global pool_mode applies
     max_connections: int
     current_connections: int
     paused: bool
     disabled: bool
+
+    renamed: ClassVar[dict[str, tuple[str, ...]]] = {"reserve_pool": ("reserve_pool_size", "reserve_pool")}
 
 
 class ShowStatsRow(_Row):
@@ -157,9 +207,6 @@ def require_psycopg() -> None:
         import psycopg  # noqa: F401
     except ImportError:
         raise PsycopgMissing() from None
-
-
-RowT = TypeVar("RowT", bound=_Row)
 
 
 class AdminConsole:
@@ -221,7 +268,8 @@ class AdminConsole:
         if conn is not None:
             await conn.close()
 
-    async def _run(self, command: str, *, retry: bool = True) -> list[DictRow]:
+    async def _run(self, command: str, *, retry: bool = True) -> tuple[list[str], list[DictRow]]:
+        """Run `command`; the result's column names (from its description) and rows."""
         import psycopg
 
         async with self._lock:
@@ -233,7 +281,9 @@ class AdminConsole:
                 try:
                     with anyio.fail_after(self._command_timeout_s):
                         cursor = await conn.execute(command)
-                        return await cursor.fetchall() if cursor.description else []
+                        if not cursor.description:
+                            return [], []
+                        return [column.name for column in cursor.description], await cursor.fetchall()
                 except TimeoutError:  # psycopg first tries to cancel the command, for up to a few seconds
                     await self._drop()
                     raise AdminError(f"{command} got no answer within {self._command_timeout_s:g} s") from None
@@ -248,8 +298,9 @@ class AdminConsole:
                         raise AdminConnectError(self._safe(f"{command} failed: connection lost: {exc}")) from None
         raise AssertionError("unreachable")
 
-    async def _rows(self, command: str, model: Callable[..., RowT]) -> list[RowT]:
-        return [model(**row) for row in await self._run(command)]
+    async def _rows(self, command: str, model: type[RowT]) -> list[RowT]:
+        columns, rows = await self._run(command)
+        return model.from_rows(command, columns, rows)
 
     async def show_pools(self) -> list[ShowPoolsRow]:
         return await self._rows("SHOW POOLS", ShowPoolsRow)
@@ -261,7 +312,9 @@ class AdminConsole:
         return await self._rows("SHOW STATS", ShowStatsRow)
 
     async def show_version(self) -> str:
-        rows = await self._run("SHOW VERSION")
+        columns, rows = await self._run("SHOW VERSION")
+        if "version" not in columns:
+            raise AdminColumnError("SHOW VERSION", "version")
         return str(rows[0]["version"]) if rows else ""
 
     async def resume(self, db: str) -> None:

@@ -4,11 +4,14 @@ Every failure leaves here as a `PoolpilotError`. An edit is: validate (already d
 write `pgbouncer.ini` atomically with a backup, RELOAD, then compare exactly the fields written with
 `SHOW DATABASES` — PgBouncer answers RELOAD with OK even when the file failed to load. If the change is not
 there, the backup goes back, PgBouncer reloads it, and the call fails with `reload_failed` naming what differed.
+Any other failure once the file is written (an error, an unexpected exception, a cancellation) takes the same
+restore path, and the error says what is in force afterwards.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,11 +19,12 @@ from dataclasses import dataclass, field
 import anyio
 
 from poolpilot.server.kernel.config import PgBouncerInstance
-from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError, validation_error
+from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError, internal_error, validation_error
 from poolpilot.server.kernel.state import OpenContext
 from poolpilot.tools.pgbouncer import ini
 from poolpilot.tools.pgbouncer.admin import (
     INSTALL_HINT,
+    AdminColumnError,
     AdminCommandError,
     AdminConnectError,
     AdminConsole,
@@ -35,8 +39,10 @@ from poolpilot.tools.pgbouncer.models import Thresholds
 
 __all__ = ["Difference", "PgBouncerClient", "describe", "env_key", "loaded_differences", "masked_line", "open_client"]
 
+log = logging.getLogger("poolpilot.pgbouncer")
 PROVIDER = "pgbouncer"
-# What a [databases] field is called in SHOW DATABASES (1.18): the columns a reload is verified against.
+# What a [databases] field is called in ShowDatabasesRow (admin.py maps renamed columns, such as 1.24's
+# reserve_pool_size, onto these): the fields a reload is verified against.
 _LOADED_AS = {
     "host": "host",
     "port": "port",
@@ -132,6 +138,13 @@ def _mapped(instance: str) -> Iterator[None]:
             f"{where}: {exc}",
             "Configure a DSN for a user in admin_users." if denied else "Read the state back with a list tool.",
             provider_code=exc.sqlstate,
+        ) from None
+    except AdminColumnError as exc:
+        raise _error(
+            "upstream_error",
+            f"{where}: {exc}",
+            "This PgBouncer's admin console answers differently from the versions poolpilot reads (1.18 to 1.24); "
+            "tell the operator its version (`poolpilot doctor` shows it).",
         ) from None
     except AdminConnectError as exc:
         var = f"POOLPILOT_PGBOUNCER_{instance.upper().replace('-', '_')}_DSN"
@@ -301,25 +314,46 @@ class PgBouncerClient:
             except PoolpilotError as exc:
                 note = await self._roll_back(name, path)
                 raise PoolpilotError(exc.info.model_copy(update={"message": f"{exc.info.message}; {note}"})) from None
+            except Exception:
+                # Not ours to explain, but the change must not stay applied behind an internal_error.
+                info = internal_error()
+                log.exception("incident %s: PgBouncer %s edit failed after writing %s", info.incident_id, name, path)
+                note = await self._roll_back(name, path)
+                message = f"poolpilot hit an unexpected error (incident {info.incident_id}) after writing the change"
+                raise PoolpilotError(info.model_copy(update={"message": f"{message}; {note}"})) from None
+            except BaseException:
+                # Cancelled: put the previous file back before the cancellation goes on (no one reads a result).
+                with anyio.CancelScope(shield=True), anyio.move_on_after(self.connect_timeout_s):
+                    note = "the restore did not finish in time: check the file and PgBouncer"
+                    note = await self._roll_back(name, path)
+                log.warning("PgBouncer %s edit cancelled after writing the change; %s", name, note)
+                raise
             if differences:
                 note = await self._roll_back(name, path)
                 raise _error(
                     "reload_failed",
                     f"PgBouncer {name} did not apply the change ({describe(differences)}); {note}",
                     "PgBouncer's log names the line it rejected (RELOAD answers OK regardless); fix the file, then "
-                    "retry. The previous configuration is in force.",
+                    "retry. The message says which configuration is in force.",
                 )
 
     async def _roll_back(self, name: str, path: str) -> str:
+        """Put the backup back and RELOAD; say what is in force afterwards."""
         try:
             ini.restore_backup(path)
         except OSError as exc:
-            return f"restoring the backup {path}.bak FAILED ({exc.strerror}): restore it by hand"
+            return (
+                f"restoring the backup {path}.bak FAILED ({exc.strerror}): {path} still holds the change and PgBouncer "
+                "may run it; restore the backup by hand, then call pgbouncer_reload"
+            )
         try:
             await self.reload(name)
         except PoolpilotError:
-            return f"{path} was restored from its backup but RELOAD failed: send RELOAD once PgBouncer answers"
-        return f"{path} was restored from its backup and reloaded"
+            return (
+                f"{path} was restored from its backup but RELOAD failed, so PgBouncer may still run the change until "
+                "it reloads: call pgbouncer_reload once it answers"
+            )
+        return f"{path} was restored from its backup and reloaded: the previous configuration is in force"
 
     async def aclose(self) -> None:
         consoles, self._consoles = list(self._consoles.values()), {}

@@ -13,6 +13,7 @@ import pwd
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -106,6 +107,16 @@ class _Runner:
             os.chown(path, self.uid, self.gid)
         os.chmod(path, mode)
 
+    def reachable(self, binary: Path, root: Path) -> Path:
+        """`binary`, or a copy of it in `root` when the server user cannot reach it (a build cached under root's
+        home, whose mode is 0700)."""
+        if self.uid is None or all(p.stat().st_mode & stat.S_IXOTH for p in (binary, *binary.parents)):
+            return binary
+        copy = root / binary.name
+        shutil.copy2(binary, copy)
+        os.chmod(copy, 0o755)
+        return copy
+
     def run(self, args: Sequence[str | Path], timeout_s: float) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(a) for a in args],
@@ -149,6 +160,7 @@ class LocalPair:
     app_dsn: str = field(repr=False)  # the demo database through PgBouncer
     demo_database: str
     pg_bindir: Path
+    pgbouncer_binary: Path
     _runner: _Runner = field(repr=False)
     _pgbouncer: subprocess.Popen[bytes] | None = field(repr=False)
     _stopped: bool = field(default=False, repr=False)
@@ -181,9 +193,10 @@ class LocalPair:
         self.stop()
 
 
-def start_local_pair(*, timeout_s: float = 30.0) -> LocalPair:
-    """Start PostgreSQL and PgBouncer in a new temp dir on free loopback ports, or raise `LocalPairError`."""
-    pg_bindir, pgbouncer = find_pg_bindir(), find_pgbouncer()
+def start_local_pair(*, pgbouncer: Path | None = None, timeout_s: float = 30.0) -> LocalPair:
+    """Start PostgreSQL and PgBouncer (`pgbouncer`, or the one `find_pgbouncer` finds) in a new temp dir on free
+    loopback ports, or raise `LocalPairError`."""
+    pg_bindir, pgbouncer = find_pg_bindir(), pgbouncer or find_pgbouncer()
     if pg_bindir is None or pgbouncer is None:
         missing = missing_binaries()
         raise LocalPairError(f"missing {', '.join(missing)}: run `{install_command(missing)}`")
@@ -197,7 +210,8 @@ def start_local_pair(*, timeout_s: float = 30.0) -> LocalPair:
         userlist = root / "userlist.txt"
         _write(runner, userlist, "".join(f'"{u}" "{p}"\n' for u, p in passwords.items()), 0o600)
         ini = root / "pgbouncer.ini"
-        process, port = _start_pgbouncer(runner, pgbouncer, root, ini, pg_port, timeout_s)
+        binary = runner.reachable(pgbouncer, root)
+        process, port = _start_pgbouncer(runner, binary, root, ini, pg_port, timeout_s)
     except BaseException:
         if process is not None:
             _terminate(process)
@@ -219,6 +233,7 @@ def start_local_pair(*, timeout_s: float = 30.0) -> LocalPair:
         app_dsn=url(DEMO_USER, DEMO_DATABASE),
         demo_database=DEMO_DATABASE,
         pg_bindir=pg_bindir,
+        pgbouncer_binary=pgbouncer,
         _runner=runner,
         _pgbouncer=process,
     )
