@@ -1,4 +1,4 @@
-"""AdminConsole against the real PgBouncer 1.18 and PostgreSQL started by the `local_pgbouncer` fixture."""
+"""AdminConsole against each real PgBouncer (1.18, 1.24) and PostgreSQL started by the `local_pgbouncer` fixture."""
 
 import os
 import statistics
@@ -11,10 +11,13 @@ import pytest
 
 from poolpilot.tools.pgbouncer import ini
 from poolpilot.tools.pgbouncer.admin import (
+    AdminColumnError,
     AdminCommandError,
     AdminConnectError,
     AdminConsole,
     PauseTimedOut,
+    ShowDatabasesRow,
+    ShowPoolsRow,
     quote_ident,
 )
 from poolpilot.tools.pgbouncer.local import LocalPair
@@ -28,8 +31,74 @@ async def _paused(admin: AdminConsole, name: str) -> bool:
     return next(d.paused for d in await admin.show_databases() if d.name == name)
 
 
+# SHOW DATABASES columns as the two versions of the matrix return them.
+DATABASES_1_18 = "name host port database force_user pool_size min_pool_size reserve_pool pool_mode max_connections "
+DATABASES_1_18 += "current_connections paused disabled"
+DATABASES_1_24 = "name host port database force_user pool_size min_pool_size reserve_pool_size server_lifetime "
+DATABASES_1_24 += "pool_mode load_balance_hosts max_connections current_connections max_client_connections "
+DATABASES_1_24 += "current_client_connections paused disabled"
+
+
 async def test_show_version_names_pgbouncer(admin: AdminConsole) -> None:
     assert (await admin.show_version()).startswith("PgBouncer ")
+
+
+async def test_local_pair_runs_the_pgbouncer_version_its_test_id_names(
+    admin: AdminConsole, request: pytest.FixtureRequest
+) -> None:
+    version: str = request.node.callspec.params["local_pgbouncer"]
+    assert (await admin.show_version()).startswith(f"PgBouncer {version}.")
+
+
+def _database_row(columns: str) -> dict[str, object]:
+    row: dict[str, object] = {c: 0 for c in columns.split()}
+    return row | {"name": "appdb", "host": "127.0.0.1", "database": "appdb", "force_user": None, "pool_mode": None}
+
+
+@pytest.mark.parametrize(
+    ("columns", "reserve"), [(DATABASES_1_18, "reserve_pool"), (DATABASES_1_24, "reserve_pool_size")]
+)
+def test_show_databases_rows_read_reserve_pool_under_either_name_and_drop_unknown_columns(
+    columns: str, reserve: str
+) -> None:
+    raw = _database_row(columns) | {reserve: 3, "pool_size": 7}
+    (row,) = ShowDatabasesRow.from_rows("SHOW DATABASES", columns.split(), [raw])
+    assert (row.reserve_pool, row.pool_size) == (3, 7)
+    assert set(row.model_dump()) == set(ShowDatabasesRow.model_fields)  # server_lifetime & co. are not carried
+
+
+def test_show_databases_without_a_reserve_pool_column_names_both_names() -> None:
+    columns = DATABASES_1_24.replace("reserve_pool_size ", "")
+    with pytest.raises(AdminColumnError) as caught:
+        ShowDatabasesRow.from_rows("SHOW DATABASES", columns.split(), [])
+    assert str(caught.value) == "SHOW DATABASES returned no column reserve_pool_size or reserve_pool"
+
+
+def test_show_pools_value_of_another_type_names_the_column_not_the_value() -> None:
+    columns = "database user cl_active cl_waiting sv_active sv_idle sv_used sv_tested sv_login maxwait maxwait_us"
+    raw: dict[str, object] = {c: 0 for c in columns.split()} | {"database": "appdb", "user": "app"}
+    with pytest.raises(AdminColumnError) as caught:
+        ShowPoolsRow.from_rows("SHOW POOLS", columns.split(), [raw | {"cl_waiting": "Secret-Looking-Value"}])
+    assert caught.value.column == "cl_waiting" and "Secret-Looking-Value" not in str(caught.value)
+    (row,) = ShowPoolsRow.from_rows("SHOW POOLS", columns.split(), [raw])
+    assert row.pool_mode is None  # an optional field whose column is absent keeps its default
+
+
+async def test_show_databases_reads_a_value_that_is_not_utf8_without_failing(
+    admin: AdminConsole, local_pgbouncer: LocalPair, db_name: str
+) -> None:
+    # pgbouncer.ini is bytes to PgBouncer: a Latin-1 dbname comes back as such from the console.
+    path = local_pgbouncer.ini_path
+    original = path.read_bytes()
+    line = f"{db_name} = host=127.0.0.1 dbname=caf".encode() + b"\xe9\n"
+    path.write_bytes(original.replace(b"[databases]\n", b"[databases]\n" + line, 1))
+    try:
+        await admin.reload()
+        rows = {d.name: d for d in await admin.show_databases()}
+    finally:
+        path.write_bytes(original)
+        await admin.reload()
+    assert rows[db_name].database == "caf\\xe9"
 
 
 async def test_show_databases_lists_the_demo_database_as_configured(

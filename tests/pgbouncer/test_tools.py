@@ -1,4 +1,4 @@
-"""The PgBouncer tools through an MCP client, against the real PgBouncer 1.18 and PostgreSQL of `local_pgbouncer`."""
+"""The PgBouncer tools through an MCP client, against each real PgBouncer (1.18, 1.24) of `local_pgbouncer`."""
 
 from __future__ import annotations
 

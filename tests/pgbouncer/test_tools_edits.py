@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import textwrap
 from collections.abc import AsyncIterator
@@ -161,3 +162,55 @@ def test_pgbouncer_list_pools_thresholds_come_from_the_environment() -> None:
     assert load_settings(env={"HOME": "/tmp"}).pgbouncer_max_waiting_clients == 0
     with pytest.raises(ConfigError, match="POOLPILOT_PGBOUNCER_MAX_WAITING_CLIENTS"):
         load_settings(env={**env, "POOLPILOT_PGBOUNCER_MAX_WAITING_CLIENTS": "-1"})
+
+
+async def test_pgbouncer_update_pool_when_pgbouncer_stops_answering_after_the_write_restores_the_file(
+    local_pgbouncer: LocalPair, tmp_path: Path, db_name: str, admin: AdminConsole
+) -> None:
+    # A real failure after the write: PgBouncer is stopped (SIGSTOP) between the preview and the confirmed call,
+    # so the file is written and then RELOAD gets no answer. The backup goes back and the error says what is in
+    # force: the file is the previous one, PgBouncer's memory is unknown until it reloads.
+    async with session(local_pgbouncer, tmp_path, read_timeout_s=1.0, connect_timeout_s=1.0) as s:
+        await s.create(db_name, pool_size=2)
+        before = local_pgbouncer.ini_path.read_bytes()
+        preview = await s.ok("pgbouncer_update_pool", database=db_name, pool_size=3)
+        pid = int((local_pgbouncer.root / "pgbouncer.pid").read_text())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            error = await s.error(
+                "pgbouncer_update_pool", database=db_name, pool_size=3, confirm_token=preview["confirm_token"]
+            )
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert local_pgbouncer.ini_path.read_bytes() == before
+    assert error["code"] == "timeout"
+    assert "restored from its backup but RELOAD failed" in error["message"]
+    assert "may still run the change until it reloads" in error["message"]
+    await admin.reload()
+    assert next(d.pool_size for d in await admin.show_databases() if d.name == db_name) == 2
+    audit = [json.loads(line) for line in s.audit.read_text().splitlines()]
+    assert [a["outcome"] for a in audit][-2:] == ["started", "failed:timeout"]
+
+
+async def test_pgbouncer_update_pool_beside_a_pending_line_that_is_not_utf8_is_applied_and_verified(
+    local_pgbouncer: LocalPair, tmp_path: Path, db_name: str, admin: AdminConsole
+) -> None:
+    # Another pool's line in Latin-1, written but not yet reloaded: our RELOAD loads it too, and the verification
+    # read must still parse SHOW DATABASES (it used to raise after the write, leaving the change applied).
+    async with session(local_pgbouncer, tmp_path) as s:
+        await s.create(db_name, pool_size=2)
+        path = local_pgbouncer.ini_path
+        original = path.read_bytes()
+        latin1 = f"{db_name}_l1 = host=127.0.0.1 dbname=caf".encode() + b"\xe9\n"
+        path.write_bytes(original.replace(b"[databases]\n", b"[databases]\n" + latin1, 1))
+        try:
+            preview = await s.ok("pgbouncer_update_pool", database=db_name, pool_size=3)
+            done = await s.ok(
+                "pgbouncer_update_pool", database=db_name, pool_size=3, confirm_token=preview["confirm_token"]
+            )
+            listed = {p["database"] for p in (await s.ok("pgbouncer_list_pools", page_size=100))["pools"]}
+        finally:
+            ini.write_atomically(path, original.decode("utf-8"))
+            await admin.reload()
+    assert done["executed"] and done["line_after"].endswith("pool_size=3")
+    assert {db_name, f"{db_name}_l1"} <= listed

@@ -25,6 +25,7 @@ SHOW STATS `*_server_assignment_count`, `*_client_parse_count`, `*_server_parse_
 
 from __future__ import annotations
 
+import functools
 import time
 import unicodedata
 from collections.abc import Sequence
@@ -39,6 +40,8 @@ from poolpilot.tools.pgbouncer.ini import InvalidSetting
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
+    from psycopg.abc import Buffer
+    from psycopg.adapt import Loader
     from psycopg.rows import DictRow
 
 INSTALL_HINT = "pip install 'poolpilot[pgbouncer]'"
@@ -261,6 +264,7 @@ class AdminConsole:
         except psycopg.Error as exc:
             where = f"the PgBouncer admin console at {self.address} as {self.user or 'the default user'}"
             raise AdminConnectError(self._safe(f"cannot connect to {where}: {exc}")) from None
+        conn.adapters.register_loader("text", _lenient_text_loader())
         return conn
 
     async def _drop(self) -> None:
@@ -387,6 +391,20 @@ class AdminConsole:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+@functools.cache
+def _lenient_text_loader() -> type[Loader]:
+    """A text loader that never raises: PgBouncer passes names from pgbouncer.ini through as bytes, and one line
+    in Latin-1 would otherwise make every SHOW DATABASES fail (a raw UnicodeDecodeError, even right after an
+    edit). Undecodable bytes show as `\\xe9`."""
+    from psycopg.adapt import Loader
+
+    class LenientText(Loader):
+        def load(self, data: Buffer) -> str:
+            return bytes(data).decode("utf-8", "backslashreplace")
+
+    return LenientText
 
 
 async def _simple_query(conn: AsyncConnection[DictRow], command: str) -> None:
