@@ -21,8 +21,8 @@ from poolpilot.tools.pgbouncer.local import LocalPair, find_pg_bindir, find_pgbo
 
 PGBOUNCER_VERSIONS = ("1.18", "1.24")
 _HOW = {
-    "1.18": "the Debian 12 package: `apt-get install -y pgbouncer` (or run .ci/install-pgbouncer.sh as root)",
-    "1.24": "build it: `.ci/build-pgbouncer.sh` (Debian 13's source package, cached)",
+    "1.18": "install Debian 12's package: `apt-get install -y pgbouncer` (or run .ci/install-pgbouncer.sh as root)",
+    "1.24": "build it from Debian 13's source package: `.ci/build-pgbouncer.sh` (cached)",
 }
 
 
@@ -72,7 +72,7 @@ def local_pgbouncer(request: pytest.FixtureRequest) -> Iterator[LocalPair]:
     binary, seen = pgbouncer_binary(version)
     if binary is None:
         found = f" (found: {'; '.join(seen)})" if seen else ""
-        _not_run(version, f"no PgBouncer {version} binary{found}; install {_HOW[version]}")
+        _not_run(version, f"no PgBouncer {version} binary{found}; {_HOW[version]}")
     assert binary is not None
     pair = start_local_pair(pgbouncer=binary)
     yield pair
