@@ -35,9 +35,10 @@ from mcp import Client
 from mcp_types import TextContent
 
 from poolpilot.server.kernel.config import Settings
-from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.server.kernel.sandbox import FaultPlan
 from poolpilot.server.shell.app import build_app
 from poolpilot.tools.taurusdb.sandbox_seed import SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
+from tests.support import Sandbox
 
 OVERVIEW = "pools_overview"
 LATENCY_MS = 50

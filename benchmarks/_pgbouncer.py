@@ -18,9 +18,10 @@ from _procs import PHASE_TIMEOUT_S, SERVE, server_env
 from _report import Plan, Report
 from _stdio import hello_params, interleaved, noop_call, overhead_rows, stdio_params, stdio_session, tool_call
 
-from poolpilot.server.kernel.config import load_settings
+from poolpilot.server.shell.app import load_settings
 from poolpilot.tools.pgbouncer.admin import AdminConsole
 from poolpilot.tools.pgbouncer.local import start_local_pair
+from poolpilot.tools.pgbouncer.settings import of
 
 ENV_PREFIX = "POOLPILOT_PGBOUNCER_"
 LIST_TOOL = "pgbouncer_list_pools"
@@ -42,7 +43,7 @@ def local_pgbouncer() -> Iterator[dict[str, str]]:
 
 
 async def bench_pgbouncer(plan: Plan, report: Report, tmp: str, errlog: TextIO, env: Mapping[str, str]) -> None:
-    instances = load_settings({}, dict(env)).pgbouncer  # poolpilot's own reading of the variables
+    instances = of(load_settings({}, dict(env))).instances  # poolpilot's own reading of the variables
     if not instances:
         report.notes.append(
             f"{LIST_TOOL} rows skipped: no {ENV_PREFIX}<NAME>_DSN set (`--local-pgbouncer` starts a local pair)."

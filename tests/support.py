@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,13 +23,18 @@ from mcp.client.session import ClientRequestContext, ElicitationFnT
 from mcp_types import CallToolResult, ElicitRequestParams, ElicitResult
 
 from poolpilot.server.kernel.config import Settings
-from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.server.kernel.sandbox import FaultPlan
+from poolpilot.server.kernel.sandbox import Sandbox as Composite
 from poolpilot.server.shell.app import PoolpilotServer, build_app
+from poolpilot.server.shell.registry import faces
+from poolpilot.tools.digitalocean.sandbox import DigitalOceanSandbox
+from poolpilot.tools.taurusdb.sandbox import TaurusDBSandbox
 
 __all__ = [
     "MODES",
     "Answer",
     "ManualClock",
+    "Sandbox",
     "SandboxSession",
     "Serve",
     "client_options",
@@ -44,6 +50,34 @@ __all__ = [
 
 MODES = ("legacy", "auto")  # the initialize handshake, and the 2026-07-28 protocol (server/discover)
 Answer = Literal["yes", "no", "decline", "cancel"]
+
+
+class Sandbox(Composite):
+    """Every registered provider's fake in one app, built as the server builds it, with provider knobs by keyword
+    (`do_require_token=`, `job_seconds=`, …) and typed access to the two fakes the tests inspect."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        faults: FaultPlan | None = None,
+        password: str = "sbx",
+        timeout_s: float = 3600.0,
+        **knobs: object,
+    ) -> None:
+        fakes = Composite.fakes_of(faces(), clock=clock, password=password, knobs=knobs)
+        super().__init__(fakes, sleep=sleep, faults=faults, timeout_s=timeout_s)
+
+    @property
+    def digitalocean(self) -> DigitalOceanSandbox:
+        return self.fake("digitalocean", DigitalOceanSandbox)
+
+    @property
+    def taurusdb(self) -> TaurusDBSandbox:
+        return self.fake("taurusdb", TaurusDBSandbox)
+
+
 S = TypeVar("S", bound="SandboxSession")
 
 

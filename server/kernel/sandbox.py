@@ -1,8 +1,8 @@
 """The embedded sandbox: the providers' fake APIs composed into one ASGI app, with fault injection.
 
-`/v2/...` is DigitalOcean, `/v3/...` is TaurusDB, both at the root of one host:port (the Huawei SDK and the DO
-MCP server drop any path prefix). Routing splits the *raw* path first and decodes each segment afterwards, so
-a pool named `a b/c%d` (sent as `a%20b%2Fc%25d`) stays one segment.
+Each provider's fake serves under its own first path segment (its `prefix`), all at the root of one host:port
+(some official clients drop any path prefix). Routing splits the *raw* path first and decodes each segment
+afterwards, so a pool named `a b/c%d` (sent as `a%20b%2Fc%25d`) stays one segment.
 
 Faults are rules matched per provider or endpoint: an HTTP status (429 carries Retry-After), added latency,
 a timeout (the response never comes in time), a dropped connection, or `applied-500` (the change happened,
@@ -15,9 +15,9 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 from urllib.parse import unquote
 
 import anyio
@@ -26,7 +26,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-__all__ = ["Fault", "FaultPlan", "Sandbox", "parse_fault"]
+if TYPE_CHECKING:
+    from poolpilot.server.kernel.provider import Provider
+
+__all__ = ["FakeProvider", "Fault", "FaultPlan", "Sandbox", "SandboxOptions", "parse_fault"]
+
+T = TypeVar("T")
+F = TypeVar("F")
 
 FaultKind = Literal["status", "latency", "timeout", "drop", "applied-500"]
 
@@ -116,48 +122,64 @@ def _not_found() -> Response:
     return JSONResponse({"id": "not_found", "message": "The resource you requested could not be found."}, 404)
 
 
+@dataclass
+class SandboxOptions:
+    """What a face's sandbox factory gets: the shared clock and seeded password, and provider knobs by keyword
+    (`do_require_token`, `job_seconds`, …). Every knob must be taken by some provider (`unused()` tells)."""
+
+    clock: Callable[[], float] = time.time
+    password: str = "sbx"
+    knobs: dict[str, object] = field(default_factory=dict)
+    _taken: set[str] = field(default_factory=set)
+
+    def take(self, name: str, default: T) -> T:
+        self._taken.add(name)
+        return self.knobs.get(name, default)  # type: ignore[return-value]
+
+    def unused(self) -> list[str]:
+        return sorted(set(self.knobs) - self._taken)
+
+
 class Sandbox:
-    """Both fake provider APIs in one ASGI app. State lives in memory and starts from the documented seeds."""
+    """The fake provider APIs in one ASGI app, routed by their first path segment (`v2`, `v3`). State lives in
+    memory and starts from the documented seeds. Build it from the registered faces with `Sandbox.of(faces)`."""
 
     def __init__(
         self,
+        fakes: Mapping[str, FakeProvider],
         *,
-        clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         faults: FaultPlan | None = None,
-        do_require_token: str | None = None,
-        do_rate_limit_per_minute: int = 250,
-        do_rate_limit_per_hour: int = 5000,
-        password: str = "sbx",
-        job_seconds: tuple[float, float] = (2.0, 6.0),
-        job_visible_after_s: float = 0.0,
-        taurus_clock_skew_s: float = 0.0,
         timeout_s: float = 3600.0,
     ) -> None:
-        from poolpilot.tools.digitalocean.sandbox import DigitalOceanSandbox
-        from poolpilot.tools.taurusdb.sandbox import TaurusDBSandbox
-
         self.faults = faults or FaultPlan()
         self._sleep = sleep
         self._timeout_s = timeout_s
-        self.digitalocean = DigitalOceanSandbox(
-            clock=clock,
-            require_token=do_require_token,
-            rate_limit_per_minute=do_rate_limit_per_minute,
-            rate_limit_per_hour=do_rate_limit_per_hour,
-            password=password,
-        )
-        self.taurusdb = TaurusDBSandbox(
-            clock=clock,
-            job_seconds=job_seconds,
-            job_visible_after_s=job_visible_after_s,
-            clock_skew_s=taurus_clock_skew_s,
-        )
-        self._providers: dict[str, tuple[str, FakeProvider]] = {
-            self.digitalocean.prefix: ("digitalocean", self.digitalocean),
-            self.taurusdb.prefix: ("taurusdb", self.taurusdb),
-        }
+        self.fakes = dict(fakes)
+        self._providers: dict[str, tuple[str, FakeProvider]] = {f.prefix: (n, f) for n, f in self.fakes.items()}
         self.requests = 0
+
+    @classmethod
+    def fakes_of(
+        cls,
+        faces: Sequence[Provider],
+        *,
+        clock: Callable[[], float] = time.time,
+        password: str = "sbx",
+        knobs: Mapping[str, object] | None = None,
+    ) -> dict[str, FakeProvider]:
+        """Every face's fake, built with the shared clock and password and the provider knobs."""
+        options = SandboxOptions(clock=clock, password=password, knobs=dict(knobs or {}))
+        fakes = {face.name: face.sandbox(options) for face in faces if face.sandbox is not None}
+        if options.unused():
+            raise TypeError(f"no provider takes the sandbox option {options.unused()[0]!r}")
+        return fakes
+
+    def fake(self, name: str, kind: type[F]) -> F:
+        found = self.fakes[name]
+        if not isinstance(found, kind):
+            raise TypeError(f"the {name} fake is a {type(found).__name__}, not a {kind.__name__}")
+        return found
 
     def transport(self) -> httpx2.AsyncBaseTransport:
         """In-process transport: the same client code path as live, minus the network."""

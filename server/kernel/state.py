@@ -1,7 +1,7 @@
 """What tools reach through `Context`: the app state built by the lifespan, and the toolset contract.
 
-A provider touches server/ only through its `TOOLSET` (a `Toolset`): the tools with their safety classes and
-one `open` coroutine that builds the provider's client for the configured backend.
+A provider reaches the rest only through its face (server/kernel/provider.py): the tools with their safety classes
+and one `open` coroutine that builds the provider's client for the configured backend.
 
 `open(ctx: OpenContext)` builds an `httpx2.AsyncClient` with explicit timeouts — `transport=ctx.sandbox.transport()`
 and a placeholder base URL when `ctx.settings.provider_backend(name) == "sandbox"`, else the live URL — wraps it
@@ -18,10 +18,10 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 
 from poolpilot.server.kernel.audit import AuditLog
 from poolpilot.server.kernel.config import Settings
@@ -31,9 +31,10 @@ from poolpilot.server.kernel.locks import TargetLocks
 from poolpilot.server.kernel.redact import Redactor
 
 if TYPE_CHECKING:
+    from poolpilot.server.kernel.provider import Provider
     from poolpilot.server.kernel.sandbox import Sandbox
 
-__all__ = ["AppState", "OpenContext", "ProviderClient", "ToolSpec", "Toolset", "app_state"]
+__all__ = ["AppState", "OpenContext", "ProviderClient", "ToolSpec", "app_state"]
 
 C = TypeVar("C")
 
@@ -70,16 +71,6 @@ class OpenContext:
     jitter: Callable[[], float] = random.random
 
 
-@dataclass(frozen=True)
-class Toolset:
-    name: str
-    description: str
-    tools: tuple[ToolSpec, ...]
-    open: Callable[[OpenContext], Awaitable[ProviderClient]]
-    # Resources, resource templates and prompts, registered on the app when the toolset is enabled.
-    extras: Callable[[MCPServer[Any]], None] | None = None
-
-
 @dataclass
 class AppState:
     settings: Settings
@@ -90,6 +81,8 @@ class AppState:
     clients: dict[str, ProviderClient] = field(default_factory=dict)
     # One writer per target (issue 17): guarded tools hold their target's key from the last re-read to the answer.
     locks: TargetLocks = field(default_factory=TargetLocks)
+    # The enabled providers' faces (the fleet view reads providers only through them).
+    providers: dict[str, Provider] = field(default_factory=dict)
 
     def client(self, provider: str, kind: type[C]) -> C:
         found = self.clients.get(provider)

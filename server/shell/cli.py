@@ -16,7 +16,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["auto", "sandbox", "live"], help="auto: live where credentials exist")
     p.add_argument("--confirm", choices=["auto", "token", "off"], help="how destructive calls are confirmed")
     p.add_argument("--read-only", action="store_true", default=None, help="register read tools only")
-    p.add_argument("--toolsets", help="comma list: digitalocean,taurusdb,pgbouncer,pools")
+    p.add_argument("--toolsets", help="comma list of toolsets (`poolpilot tools` names them)")
     p.add_argument("--tools", help="comma list of tool names to allow")
     p.add_argument("--audit-log", help="audit log path, or - for stderr")
     p.add_argument("--allow-secrets", action="store_true", default=None, help="let connection passwords into results")
@@ -42,16 +42,22 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", allow_abbrev=False, help="run the MCP server (stdio by default)")
     _common(serve)
     _http_options(serve)
-    serve.add_argument("--sandbox-job-seconds", type=float, help="how long a sandbox TaurusDB job takes (default 2-6)")
+    serve.add_argument("--sandbox-job-seconds", type=float, help="how long a sandbox async job takes (default 2-6)")
 
     sandbox = sub.add_parser("sandbox", allow_abbrev=False, help="serve the fake provider APIs on a port")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8080)
     sandbox.add_argument("--fault", action="append", dest="faults", help="fault rule (repeatable), see README")
-    sandbox.add_argument("--require-token", help="DigitalOcean side accepts only this token (auth-failure tests)")
-    sandbox.add_argument("--job-seconds", type=float, default=6.0, help="how long a TaurusDB job takes")
-    sandbox.add_argument("--clock-skew", type=float, default=0.0, help="TaurusDB Date header offset in seconds")
-    sandbox.add_argument("--with-pgbouncer", action="store_true", help="also start a local PostgreSQL + PgBouncer")
+    sandbox.add_argument("--require-token", help="the bearer-token API accepts only this token (auth-failure tests)")
+    sandbox.add_argument("--job-seconds", type=float, default=6.0, help="how long an async job takes")
+    sandbox.add_argument("--clock-skew", type=float, default=0.0, help="signed API's Date header offset in seconds")
+    from poolpilot.server.shell.registry import faces
+
+    for face in faces():
+        if face.companion is not None:
+            sandbox.add_argument(
+                f"--with-{face.name}", action="store_true", dest=f"with_{face.name}", help=face.companion.help
+            )
 
     tools = sub.add_parser("tools", allow_abbrev=False, help="list the tools with their safety class")
     _common(tools)
@@ -112,7 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Start-up allocates many long-lived objects (the SDK, schemas, models); collecting them while they are
         # created only costs time. `serve` freezes them and turns the collector back on once the app is built.
         gc.disable()
-    from poolpilot.server.kernel.config import ConfigError, load_settings
+    from poolpilot.server.kernel.config import ConfigError
+    from poolpilot.server.shell.app import load_settings
 
     try:
         if ns.command == "sandbox":

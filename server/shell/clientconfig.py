@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from poolpilot.server.kernel.provider import EnvVar
+from poolpilot.server.shell.registry import faces
+
 __all__ = ["CLIENTS", "Launch", "config_text", "launch_command", "print_config"]
 
 Client = Literal["claude-desktop", "claude-code", "cursor", "vscode"]
@@ -25,28 +28,16 @@ Runner = Literal["uvx", "pipx"]
 CLIENTS: tuple[Client, ...] = ("claude-desktop", "claude-code", "cursor", "vscode")
 SERVER_NAME = "poolpilot"
 
-# Read in this order; a variable is included when set and non-empty.
-_SECRET = (
-    "DIGITALOCEAN_TOKEN",
-    "DIGITALOCEAN_ACCESS_TOKEN",
-    "HUAWEICLOUD_SDK_AK",
-    "HUAWEICLOUD_SDK_SK",
-    "POOLPILOT_TAURUSDB_IAM_TOKEN",
-    "POOLPILOT_CONFIRM_SECRET",
-)
+# The core's own variables; the providers' come from their faces (registry order). A variable is included when
+# set and non-empty.
+_SECRET = ("POOLPILOT_CONFIRM_SECRET",)
 _PLAIN = (
-    "HUAWEICLOUD_SDK_PROJECT_ID",
-    "HUAWEICLOUD_SDK_REGION",
-    "POOLPILOT_DIGITALOCEAN_URL",
-    "POOLPILOT_TAURUSDB_URL",
-    "POOLPILOT_TAURUSDB_LANGUAGE",
     "POOLPILOT_BACKEND",
     "POOLPILOT_TOOLSETS",
     "POOLPILOT_TOOLS",
     "POOLPILOT_CONFIRM",
     "POOLPILOT_AUDIT_LOG",
 )
-_PGBOUNCER = re.compile(r"POOLPILOT_PGBOUNCER_[A-Z0-9_]+_(DSN|INI)")
 _WHERE = {
     "claude-desktop": "claude_desktop_config.json (Settings > Developer > Edit Config)",
     "claude-code": "a shell (add --scope user to use it in every project)",
@@ -84,13 +75,33 @@ def _plain_value(name: str, value: str) -> bool:
         return False
     if name.endswith("_URL"):
         return "@" not in urlsplit(value).netloc
-    return name in _PLAIN or name.endswith("_INI")
+    return name in _PLAIN or any(not v.secret and _matches(v, name) for f in faces() for v in f.env)
+
+
+def _matches(var: EnvVar, name: str) -> bool:
+    pattern = re.escape(var.name).replace(re.escape("<NAME>"), "[A-Z0-9_]+")
+    return re.fullmatch(pattern, name) is not None
+
+
+def _provider_vars(env: Mapping[str, str], *, secret: bool | None = None) -> list[str]:
+    """The set variables the providers' faces declare (a `<NAME>` variable once per instance), in face order."""
+    found: list[str] = []
+    for face in faces():
+        for var in face.env:
+            if secret is not None and var.secret is not secret:
+                continue
+            found += sorted(n for n in env if env[n] and _matches(var, n) and n not in found)
+    return found
 
 
 def _user_vars(env: Mapping[str, str]) -> list[tuple[str, str | None]]:
     """(name, value) for plain settings, (name, None) for secrets, in a stable order."""
-    names = [n for n in (*_SECRET, *_PLAIN) if env.get(n)]
-    names += sorted(n for n in env if _PGBOUNCER.fullmatch(n) and env[n])
+    names = [
+        *_provider_vars(env, secret=True),
+        *[n for n in _SECRET if env.get(n)],
+        *_provider_vars(env, secret=False),
+        *[n for n in _PLAIN if env.get(n)],
+    ]
     return [(n, env[n] if _plain_value(n, env[n]) else None) for n in names]
 
 
@@ -156,7 +167,7 @@ def print_config(client: str, *, read_only: bool, runner: str | None, env: Mappi
     notes = [f"# paste into {_WHERE[chosen]}"]
     if secrets and chosen in ("claude-desktop", "cursor"):
         notes.append("# replace each <your NAME> with the value (" + ", ".join(secrets) + ")")
-    if not any(n.startswith(("DIGITALOCEAN_", "HUAWEICLOUD_SDK_AK", "POOLPILOT_PGBOUNCER_")) for n, _ in user):
+    if not _provider_vars(env, secret=True):
         notes.append("# no provider credentials in this environment: this runs the sandbox (demo data)")
     print("\n".join(notes), file=sys.stderr)
     return 0

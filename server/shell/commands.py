@@ -16,9 +16,11 @@ __all__ = ["banner", "call_tool", "print_tools", "run_sandbox", "serve"]
 
 
 def banner(settings: Settings) -> str:
+    from poolpilot.server.kernel.guard import Safety
     from poolpilot.server.shell.app import select_tools
 
     toolsets, specs, _ = select_tools(settings)
+    first_read = next((s.name for s in specs if s.safety is Safety.READ), "TOOL")
     lines = [f"poolpilot: {len(specs)} tools, transport {settings.transport}"]
     for ts in toolsets:
         backend = settings.provider_backend(ts.name)
@@ -36,27 +38,22 @@ def banner(settings: Settings) -> str:
         lines += [
             "  speaking MCP on stdin/stdout. Connect a client: `poolpilot config claude-desktop`",
             "  (or claude-code, cursor, vscode) prints its configuration.",
-            "  No client at hand: `poolpilot call digitalocean_list_clusters`",
+            f"  No client at hand: `poolpilot call {first_read}`",
         ]
     return "\n".join(lines)
 
 
 def _preflight(settings: Settings) -> None:
-    """Refuse what cannot work before speaking MCP: HTTP settings no client can reach, unusable PgBouncer DSNs."""
-    from poolpilot.server.kernel.config import ConfigError
+    """Refuse what cannot work before speaking MCP: HTTP settings no client can reach, provider settings that cannot
+    work (e.g. a DSN that does not parse)."""
+    from poolpilot.server.kernel.config import complete
+    from poolpilot.server.shell.registry import faces
     from poolpilot.server.shell.transports import check_http
 
     check_http(settings)
-    for instance in settings.pgbouncer:
-        var = f"POOLPILOT_PGBOUNCER_{instance.name.upper().replace('-', '_')}_DSN"
-        try:
-            from poolpilot.tools.pgbouncer.admin import AdminConsole
-
-            AdminConsole(instance.dsn)  # parses only; connects at the first call
-        except ImportError:
-            raise ConfigError(var, "needs psycopg", "pip install 'poolpilot[pgbouncer]'") from None
-        except ValueError as exc:
-            raise ConfigError(var, str(exc), "use e.g. postgresql://admin@host:6432/pgbouncer") from None
+    settings = complete(settings, faces())
+    for face in faces():
+        face.preflight(settings.provider(face.name))
 
 
 def serve(settings: Settings) -> int:
@@ -82,7 +79,8 @@ def serve(settings: Settings) -> int:
 
 
 def print_tools(settings: Settings, *, as_json: bool) -> int:
-    from poolpilot.server.shell.app import load_toolsets, select_tools
+    from poolpilot.server.shell.app import select_tools
+    from poolpilot.server.shell.registry import faces
 
     _, specs, hidden = select_tools(settings)
     rows = [{"name": s.name, "safety": s.safety.value, "title": s.title} for s in specs]
@@ -94,7 +92,7 @@ def print_tools(settings: Settings, *, as_json: bool) -> int:
     for r in rows:
         print(f"{r['name'].ljust(width)}  {r['safety'].ljust(11)}  {r['title']}")
     if hidden:
-        toolsets = {ts.name: {t.name for t in ts.tools} for ts in load_toolsets()}
+        toolsets = {face.name: {t.name for t in face.tools()} for face in faces()}
         off = sorted(n for n, names in toolsets.items() if names and names <= hidden.keys())
         why = {"read_only": "--read-only", "tool_not_allowed": "--toolsets/--tools"}
         rest = sorted({why[r] for name, r in hidden.items() if not any(name in toolsets[t] for t in off)})
@@ -137,49 +135,46 @@ def call_tool(settings: Settings, tool: str, args: dict[str, Any]) -> int:
 def run_sandbox(ns: argparse.Namespace) -> int:
     import uvicorn
 
-    from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+    from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox, SandboxOptions
+    from poolpilot.server.shell.registry import faces
 
     plan = FaultPlan()
     for rule in ns.faults or ():
         plan.add(rule)
-    sandbox = Sandbox(
-        faults=plan,
-        do_require_token=ns.require_token,
-        job_seconds=(ns.job_seconds / 3, ns.job_seconds),
-        taurus_clock_skew_s=ns.clock_skew,
-    )
+    knobs: dict[str, object] = {
+        "job_seconds": (ns.job_seconds / 3, ns.job_seconds),
+        "taurus_clock_skew_s": ns.clock_skew,
+    }
+    if ns.require_token:
+        knobs["do_require_token"] = ns.require_token
+    registered = faces()
+    sandbox = Sandbox(Sandbox.fakes_of(registered, knobs=knobs), faults=plan)
     base = f"http://{ns.host}:{ns.port}"
-    print(
-        "poolpilot sandbox (fake provider APIs, demo data)\n"
-        f"  DigitalOcean: {base}/v2  (any bearer token{' = ' + repr(ns.require_token) if ns.require_token else ''})\n"
-        f"  TaurusDB:     {base}/v3  AK HPUAEXAMPLEAK0000001  SK exampleSecretKey0123456789abcdefghijklmn\n"
-        "                project 054e292c9880d4992f02c0196d3ea468 (or X-Auth-Token: sandbox-iam-token)\n"
-        f"  point poolpilot at it: POOLPILOT_DIGITALOCEAN_URL={base} DIGITALOCEAN_TOKEN=sandbox \\\n"
-        f"    POOLPILOT_TAURUSDB_URL={base} HUAWEICLOUD_SDK_AK=HPUAEXAMPLEAK0000001 "
-        "HUAWEICLOUD_SDK_SK=exampleSecretKey0123456789abcdefghijklmn \\\n"
-        "    HUAWEICLOUD_SDK_PROJECT_ID=054e292c9880d4992f02c0196d3ea468 poolpilot serve",
-        file=sys.stderr,
-        flush=True,
-    )
-    pair = None
-    if ns.with_pgbouncer:
-        from poolpilot.tools.pgbouncer.local import missing_binaries, start_local_pair
-
-        missing = missing_binaries()
-        if missing:
-            print("poolpilot: --with-pgbouncer needs: " + "; ".join(missing), file=sys.stderr)
-            return 2
-        pair = start_local_pair()
-        print(
-            f"  PgBouncer: POOLPILOT_PGBOUNCER_LOCAL_DSN='{pair.admin_dsn}' "
-            f"POOLPILOT_PGBOUNCER_LOCAL_INI={pair.ini_path}",
-            file=sys.stderr,
-            flush=True,
-        )
+    lines, env = ["poolpilot sandbox (fake provider APIs, demo data)"], {}
+    for face in registered:
+        if face.sandbox_banner is not None:
+            more, wanted = face.sandbox_banner(base, SandboxOptions(knobs=knobs))
+            lines += more
+            env.update(wanted)
+    pairs = " ".join(f"{k}={v}" for k, v in env.items())
+    lines.append(f"  point poolpilot at it: {pairs} poolpilot serve")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    stops = []
     try:
-        # date_header=False: the TaurusDB fake sends its own (possibly skewed) Date for clock-skew diagnosis.
+        for face in registered:
+            companion = face.companion
+            if companion is None or not getattr(ns, f"with_{face.name}", False):
+                continue
+            missing = companion.missing()
+            if missing:
+                print(f"poolpilot: --with-{face.name} needs: " + "; ".join(missing), file=sys.stderr)
+                return 2
+            started, stop = companion.start()
+            stops.append(stop)
+            print("  " + " ".join(f"{k}='{v}'" for k, v in started.items()), file=sys.stderr, flush=True)
+        # date_header=False: a fake may send its own (possibly skewed) Date for clock-skew diagnosis.
         uvicorn.run(sandbox, host=ns.host, port=ns.port, log_level="warning", date_header=False)
     finally:
-        if pair is not None:
-            pair.stop()
+        for stop in reversed(stops):
+            stop()
     return 0

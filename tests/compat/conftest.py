@@ -7,8 +7,7 @@ from contextlib import ExitStack
 
 import pytest
 
-from poolpilot.server.kernel.sandbox import Sandbox
-from tests.support import Serve, served
+from tests.support import Sandbox, Serve, served
 
 
 @pytest.fixture

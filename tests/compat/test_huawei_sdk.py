@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from poolpilot.server.kernel.sandbox import Sandbox
 from poolpilot.tools.taurusdb.sandbox_seed import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
@@ -24,7 +23,7 @@ from poolpilot.tools.taurusdb.sandbox_seed import (
     SANDBOX_PROJECT_ID,
     SANDBOX_SK,
 )
-from tests.support import Serve
+from tests.support import Sandbox, Serve
 
 # The SDK marks the instance-list method deprecated; it is still the documented call, and the one poolpilot models.
 pytestmark = pytest.mark.filterwarnings("ignore:Method 'list_gauss_my_sql_instances':DeprecationWarning")

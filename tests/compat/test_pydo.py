@@ -16,9 +16,8 @@ import pytest
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 from pydo import Client
 
-from poolpilot.server.kernel.sandbox import Sandbox
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID
-from tests.support import Serve
+from tests.support import Sandbox, Serve
 
 TOKEN = "compat-do-token"
 WEIRD = "a b/c%d"

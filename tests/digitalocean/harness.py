@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from poolpilot.server.kernel.sandbox import Sandbox
-from tests.support import MODES, Answer, SandboxSession, sandbox_session
+from tests.support import MODES, Answer, Sandbox, SandboxSession, sandbox_session
 
 __all__ = ["MODES", "Answer", "Session", "session"]
 

@@ -11,11 +11,11 @@ from poolpilot.server.kernel.config import Settings
 from poolpilot.server.kernel.errors import PoolpilotError
 from poolpilot.server.kernel.http import Upstream
 from poolpilot.server.kernel.redact import Redactor
-from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.server.kernel.sandbox import FaultPlan
 from poolpilot.server.kernel.state import OpenContext
 from poolpilot.tools.digitalocean.client import DigitalOceanClient, open_client, parse_error
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
-from tests.support import ManualClock
+from tests.support import ManualClock, Sandbox
 
 pytestmark = pytest.mark.anyio
 

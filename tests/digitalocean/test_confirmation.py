@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from poolpilot.server.kernel.sandbox import Sandbox
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
 from tests.digitalocean.harness import MODES, Session, session
+from tests.support import Sandbox
 
 pytestmark = pytest.mark.anyio
 

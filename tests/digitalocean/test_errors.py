@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.server.kernel.sandbox import FaultPlan
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
 from tests.digitalocean.harness import session
-from tests.support import ManualClock
+from tests.support import ManualClock, Sandbox
 
 pytestmark = pytest.mark.anyio
 

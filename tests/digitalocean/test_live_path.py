@@ -14,10 +14,10 @@ import pytest
 from mcp import Client
 
 from poolpilot.server.kernel.config import Settings
-from poolpilot.server.kernel.sandbox import Sandbox
 from poolpilot.server.shell.app import build_app
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
-from tests.support import served
+from poolpilot.tools.digitalocean.settings import DigitalOceanSettings
+from tests.support import Sandbox, served
 
 pytestmark = pytest.mark.anyio
 
@@ -25,11 +25,12 @@ TOKEN = "dop_v1_live_path_test_token_0123456789"
 
 
 @asynccontextmanager
-async def live_client(tmp_path: Path, url: str, **overrides: Any) -> AsyncIterator[Client]:
+async def live_client(
+    tmp_path: Path, url: str, token_var: str = "DIGITALOCEAN_TOKEN", **overrides: Any
+) -> AsyncIterator[Client]:
     settings = Settings(
         backend="live",
-        digitalocean_token=TOKEN,
-        digitalocean_url=url,
+        providers={"digitalocean": DigitalOceanSettings(token=TOKEN, url=url, token_var=token_var)},
         toolsets=("digitalocean",),
         audit_log=str(tmp_path / "audit.jsonl"),
         **overrides,
@@ -83,7 +84,7 @@ async def test_live_errors_name_the_object_and_the_token_variable(tmp_path: Path
             assert result.is_error and result.structured_content is not None
             assert result.structured_content["message"] == f"pool 'ghost' on cluster {PG_SMALL_ID} was not found"
     with served(Sandbox(do_require_token="some-other-token")) as url:
-        async with live_client(tmp_path, url, digitalocean_token_var="DIGITALOCEAN_ACCESS_TOKEN") as client:
+        async with live_client(tmp_path, url, token_var="DIGITALOCEAN_ACCESS_TOKEN") as client:
             result = await client.call_tool("digitalocean_list_clusters", {})
             assert result.is_error and result.structured_content is not None
             assert result.structured_content["code"] == "auth_failed"

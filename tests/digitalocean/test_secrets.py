@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 
-from poolpilot.server.kernel.sandbox import Sandbox
 from poolpilot.tools.digitalocean.sandbox_seed import MYSQL_APP_ID, PG_MAIN_ID
 from tests.digitalocean.harness import session
-from tests.support import ManualClock
+from tests.support import ManualClock, Sandbox
 
 pytestmark = pytest.mark.anyio
 

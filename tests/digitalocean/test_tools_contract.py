@@ -17,13 +17,13 @@ import pytest
 from poolpilot.server.kernel.config import Settings
 from poolpilot.server.kernel.errors import PoolpilotError
 from poolpilot.server.kernel.redact import Redactor
-from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.server.kernel.sandbox import FaultPlan
 from poolpilot.server.kernel.state import OpenContext
 from poolpilot.tools.digitalocean.client import DigitalOceanClient, open_client
 from poolpilot.tools.digitalocean.sandbox_seed import MYSQL_APP_ID, PG_MAIN_ID, PG_SMALL_ID
 from tests.digitalocean.harness import session
 from tests.digitalocean.openapi_contract import assert_matches_operation, find_operation
-from tests.support import ManualClock
+from tests.support import ManualClock, Sandbox
 
 pytestmark = pytest.mark.anyio
 

@@ -12,9 +12,10 @@ import anyio
 import psycopg
 from mcp import Client
 
-from poolpilot.server.kernel.config import PgBouncerInstance, Settings
+from poolpilot.server.kernel.config import Settings
 from poolpilot.server.shell.app import build_app
 from poolpilot.tools.pgbouncer.local import LocalPair
+from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, PgBouncerSettings
 from tests.support import MODES, Answer, ManualClock, client_options, open_client
 
 __all__ = ["MODES", "Session", "connect", "session"]
@@ -81,9 +82,14 @@ async def session(
 ) -> AsyncIterator[Session]:
     """`answer=None`: the client cannot be asked (token path); otherwise it answers every question so."""
     instance = PgBouncerInstance(name="local", dsn=dsn or pair.admin_dsn, ini_path=str(pair.ini_path) if ini else None)
+    limits = {k.removeprefix("pgbouncer_"): overrides.pop(k) for k in list(overrides) if k.startswith("pgbouncer_")}
     audit = tmp_path / "audit.jsonl"
     settings = Settings(
-        backend="sandbox", audit_log=str(audit), toolsets=("pgbouncer",), pgbouncer=(instance,), **overrides
+        backend="sandbox",
+        audit_log=str(audit),
+        toolsets=("pgbouncer",),
+        providers={"pgbouncer": PgBouncerSettings(instances=(instance,), **limits)},
+        **overrides,
     )
     extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
     app = build_app(settings, sleep=sleep, **extra)

@@ -14,10 +14,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from poolpilot.server.kernel.config import ConfigError, load_settings
+from poolpilot.server.kernel.config import ConfigError
+from poolpilot.server.shell.app import load_settings
 from poolpilot.tools.pgbouncer import ini
 from poolpilot.tools.pgbouncer.admin import AdminConsole
 from poolpilot.tools.pgbouncer.local import LocalPair
+from poolpilot.tools.pgbouncer.settings import of
 from tests.pgbouncer.harness import session
 
 pytestmark = pytest.mark.anyio
@@ -136,11 +138,13 @@ async def test_pgbouncer_list_pools_without_psycopg_names_the_extra_to_install(t
         sys.modules["psycopg"] = None
         from mcp import Client
         from poolpilot.server.shell.app import build_app
-        from poolpilot.server.kernel.config import PgBouncerInstance, Settings
+        from poolpilot.server.kernel.config import Settings
+        from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, PgBouncerSettings
 
         async def main():
             instance = PgBouncerInstance(name="local", dsn="postgresql://admin:Secret-xyz-1@127.0.0.1:1/pgbouncer")
-            settings = Settings(audit_log=sys.argv[1], toolsets=("pgbouncer",), pgbouncer=(instance,))
+            own = PgBouncerSettings(instances=(instance,))
+            settings = Settings(audit_log=sys.argv[1], toolsets=("pgbouncer",), providers={"pgbouncer": own})
             async with Client(build_app(settings)) as client:
                 result = await client.call_tool("pgbouncer_list_pools", {"instance": "local"})
                 print(json.dumps(result.structured_content))
@@ -158,8 +162,8 @@ async def test_pgbouncer_list_pools_without_psycopg_names_the_extra_to_install(t
 def test_pgbouncer_list_pools_thresholds_come_from_the_environment() -> None:
     env = {"POOLPILOT_PGBOUNCER_MAX_WAIT_S": "2.5", "POOLPILOT_PGBOUNCER_MAX_WAITING_CLIENTS": "3", "HOME": "/tmp"}
     settings = load_settings(env=env)
-    assert (settings.pgbouncer_max_wait_s, settings.pgbouncer_max_waiting_clients) == (2.5, 3)
-    assert load_settings(env={"HOME": "/tmp"}).pgbouncer_max_waiting_clients == 0
+    assert (of(settings).max_wait_s, of(settings).max_waiting_clients) == (2.5, 3)
+    assert of(load_settings(env={"HOME": "/tmp"})).max_waiting_clients == 0
     with pytest.raises(ConfigError, match="POOLPILOT_PGBOUNCER_MAX_WAITING_CLIENTS"):
         load_settings(env={**env, "POOLPILOT_PGBOUNCER_MAX_WAITING_CLIENTS": "-1"})
 

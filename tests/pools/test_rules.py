@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from poolpilot.tools.digitalocean.fleet import ADAPTER as DO
+from poolpilot.tools.digitalocean.fleet import do_budget, do_orphans, do_session_pools
+from poolpilot.tools.pgbouncer.fleet import ADAPTER as PGB
+from poolpilot.tools.pgbouncer.fleet import pgbouncer_waiting
 from poolpilot.tools.pools.models import Budget, Overview, OverviewRow
-from poolpilot.tools.pools.rules import (
-    Thresholds,
-    advise,
-    do_budget,
-    do_orphans,
-    do_session_pools,
-    pgbouncer_waiting,
-    taurusdb_closed,
-)
+from poolpilot.tools.pools.rules import Thresholds, advise
+from poolpilot.tools.taurusdb.fleet import ADAPTER as TDB
+from poolpilot.tools.taurusdb.fleet import taurusdb_closed
 
 T = Thresholds()
 C1 = "3b1e1c2a-5d0f-4c6e-9a41-0e2f7d8c1a01"
@@ -104,5 +102,5 @@ def test_taurusdb_closed_switchable_proxy_is_suggested_session() -> None:
 def test_advise_orders_by_severity() -> None:
     b = Budget(max=22, allocated=30, available=-8)
     tau = OverviewRow(provider="taurusdb", location="i", pool="p", backend="sandbox", mode="CLOSED", switchable=True)
-    findings = advise(_overview(tau, _do("web", 30, b)), T)
+    findings = advise(_overview(tau, _do("web", 30, b)), T, [*DO.rules, *PGB.rules, *TDB.rules])
     assert [f.severity for f in findings] == ["critical", "info"]

@@ -10,10 +10,10 @@ import anyio
 import pytest
 from mcp import Client
 
-from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.server.kernel.sandbox import FaultPlan
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
 from poolpilot.tools.taurusdb.sandbox_seed import INSTANCE_PROD, PROXY_FLAG_FALSE, PROXY_SWITCHABLE
-from tests.support import ManualClock, error_model, make_app, open_client
+from tests.support import ManualClock, Sandbox, error_model, make_app, open_client
 
 pytestmark = pytest.mark.anyio
 

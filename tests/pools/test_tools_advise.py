@@ -10,11 +10,11 @@ import anyio
 import pytest
 from mcp import Client
 
-from poolpilot.server.kernel.config import ConfigError, load_settings
-from poolpilot.server.kernel.sandbox import Sandbox
+from poolpilot.server.kernel.config import ConfigError
+from poolpilot.server.shell.app import load_settings
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID, Pool
 from poolpilot.tools.taurusdb.sandbox_seed import PROXY_OLD_KERNEL, PROXY_SWITCHABLE
-from tests.support import make_app, open_client
+from tests.support import Sandbox, make_app, open_client
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from poolpilot.server.kernel.config import PgBouncerInstance
 from poolpilot.tools.pgbouncer.local import LocalPair
+from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, PgBouncerSettings
 from tests.pgbouncer.harness import connect
 from tests.support import make_app, open_client
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 @asynccontextmanager
 async def _client(pair: LocalPair, audit: Path, mode: str = "auto") -> AsyncIterator[Client]:
     instance = PgBouncerInstance(name="local", dsn=pair.admin_dsn, ini_path=str(pair.ini_path))
-    app, _, _ = make_app(audit, pgbouncer=(instance,))
+    app, _, _ = make_app(audit, providers={"pgbouncer": PgBouncerSettings(instances=(instance,))})
     async with open_client(app, mode=mode) as client:
         yield client
 

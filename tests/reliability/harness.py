@@ -17,8 +17,8 @@ import httpx2
 from mcp import Client
 from mcp_types import CallToolResult
 
-from poolpilot.server.kernel.sandbox import Fault, FaultPlan, Sandbox
-from tests.support import ManualClock, error_model, make_app, ok_data, open_client
+from poolpilot.server.kernel.sandbox import Fault, FaultPlan
+from tests.support import ManualClock, Sandbox, error_model, make_app, ok_data, open_client
 
 __all__ = ["Rig", "WiredSandbox", "error_model", "rig", "sandbox_with"]
 

@@ -1,6 +1,6 @@
 """Property tests over every tool's arguments: invalid input is refused before anything is sent.
 
-For each tool (listed from `load_toolsets()`, so a new tool is fuzzed, or fails here until it is described in
+For each tool (listed from the registered faces, so a new tool is fuzzed, or fails here until it is described in
 `VALID`), hypothesis breaks one argument at a time — a bad value, a wrong JSON type, or a missing required
 argument — and checks that the answer is a `validation_error` naming that argument, that the text never quotes
 the rejected value (each carries a random sentinel), and that no request went upstream: the sandbox saw
@@ -28,14 +28,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
-from poolpilot.server.kernel.config import PgBouncerInstance, Settings
-from poolpilot.server.shell.app import build_app, load_toolsets
+from poolpilot.server.kernel.config import Settings
+from poolpilot.server.shell.app import build_app
+from poolpilot.server.shell.registry import faces
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID
+from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, PgBouncerSettings
 from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE
 from tests.reliability.harness import WiredSandbox
 from tests.support import ManualClock, open_client
 
-TOOLS = [spec.name for toolset in load_toolsets() for spec in toolset.tools]
+TOOLS = [spec.name for face in faces() for spec in face.tools()]
 EXAMPLES = 6  # random ones per argument, after every `ways` case once
 
 # A valid call of each tool; every example breaks exactly one argument of it (or adds one broken optional one).
@@ -114,6 +116,8 @@ def _string_tricks(tool: str, field: str) -> list[str]:
     provider = tool.split("_", 1)[0]
     if field in FREE_FILTERS or field == "confirm_token":
         return []
+    if provider == "pools" and field == "provider":
+        return PATH_TRICKS + CONTROLS + UNICODE  # anything but an enabled provider's name
     if provider == "pgbouncer" and field == "instance":
         return PATH_TRICKS + CONTROLS  # anything but a configured name
     if provider == "pgbouncer" and field == "database" and tool in PGB_INI_NAME_TOOLS:
@@ -248,7 +252,11 @@ def fuzzer(tmp_path: Path) -> Iterator[Fuzzer]:
     instance = PgBouncerInstance(name="fuzz", dsn=dsn, ini_path=str(ini))
     clock = ManualClock()
     sandbox = WiredSandbox(clock=clock)
-    app_settings = Settings(backend="sandbox", audit_log=str(tmp_path / "audit.jsonl"), pgbouncer=(instance,))
+    app_settings = Settings(
+        backend="sandbox",
+        audit_log=str(tmp_path / "audit.jsonl"),
+        providers={"pgbouncer": PgBouncerSettings(instances=(instance,))},
+    )
     app = build_app(app_settings, sandbox=sandbox, clock=clock, sleep=clock.sleep)
     with start_blocking_portal("asyncio") as portal, portal.wrap_async_context_manager(open_client(app)) as client:
         listed = portal.call(client.list_tools)

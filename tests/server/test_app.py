@@ -11,9 +11,8 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from poolpilot.server.kernel.sandbox import Sandbox
 from poolpilot.server.shell.app import build_app
-from tests.support import ManualClock, make_app, open_client, sandbox_settings
+from tests.support import ManualClock, Sandbox, make_app, open_client, sandbox_settings
 
 pytestmark = pytest.mark.anyio
 

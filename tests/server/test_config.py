@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from poolpilot.server.kernel.config import ConfigError, load_settings
+from poolpilot.server.kernel.config import ConfigError
+from poolpilot.server.shell.app import load_settings
+from poolpilot.tools.digitalocean.settings import of as do_of
+from poolpilot.tools.pgbouncer.settings import of as pgb_of
 
 PROJECT = "054e292c9880d4992f02c0196d3ea468"
 
@@ -18,7 +21,7 @@ def test_auto_backend_is_sandbox_without_credentials() -> None:
 def test_auto_backend_is_live_per_provider_with_credentials() -> None:
     s = load_settings({}, {"DIGITALOCEAN_ACCESS_TOKEN": "dop_v1_x"})
     assert s.provider_backend("digitalocean") == "live"
-    assert s.digitalocean_token_var == "DIGITALOCEAN_ACCESS_TOKEN"
+    assert do_of(s).token_var == "DIGITALOCEAN_ACCESS_TOKEN"
     assert s.provider_backend("taurusdb") == "sandbox"
 
 
@@ -64,7 +67,7 @@ def test_pgbouncer_instances_come_from_named_variables() -> None:
         "POOLPILOT_PGBOUNCER_EDGE_EU_INI": "/etc/pgbouncer/pgbouncer.ini",
     }
     s = load_settings({}, env)
-    assert [(i.name, i.ini_path) for i in s.pgbouncer] == [("edge-eu", "/etc/pgbouncer/pgbouncer.ini")]
+    assert [(i.name, i.ini_path) for i in pgb_of(s).instances] == [("edge-eu", "/etc/pgbouncer/pgbouncer.ini")]
     assert "pw-secret" in s.secrets()
 
 

@@ -11,10 +11,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from poolpilot.server.kernel.sandbox import Sandbox
 from poolpilot.server.shell.doctor import Check, DoctorReport, diagnose, render
 from poolpilot.tools.taurusdb.sandbox_seed import SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
-from tests.support import served
+from tests.support import Sandbox, served
 
 pytestmark = pytest.mark.anyio
 

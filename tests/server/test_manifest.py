@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
-from poolpilot.server.kernel.config import PgBouncerInstance, Settings
-from poolpilot.server.shell.app import build_app, load_toolsets
+from poolpilot.server.kernel.config import Settings
+from poolpilot.server.shell.app import build_app
+from poolpilot.server.shell.registry import faces
+from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, PgBouncerSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -28,9 +30,13 @@ def _manifest() -> dict[str, Any]:
 async def test_manifest_tools_equal_the_registered_tools(tmp_path: Path) -> None:
     # Every toolset enabled: PgBouncer needs an instance to register (nothing connects until a call).
     pgbouncer = (PgBouncerInstance("main", "postgresql://admin@127.0.0.1:6432/pgbouncer"),)
-    settings = Settings(backend="sandbox", audit_log=str(tmp_path / "audit.jsonl"), pgbouncer=pgbouncer)
+    settings = Settings(
+        backend="sandbox",
+        audit_log=str(tmp_path / "audit.jsonl"),
+        providers={"pgbouncer": PgBouncerSettings(instances=pgbouncer)},
+    )
     registered = [{"name": t.name, "description": t.description} for t in await build_app(settings).list_tools()]
-    every_spec = {spec.name for ts in load_toolsets() for spec in ts.tools}
+    every_spec = {spec.name for face in faces() for spec in face.tools()}
     assert {t["name"] for t in registered} == every_spec
     assert _manifest()["tools"] == registered, "regenerate manifest.json's tools:\n" + json.dumps(registered, indent=2)
 

@@ -14,9 +14,9 @@ from poolpilot.server.kernel.audit import AuditLog
 from poolpilot.server.kernel.config import ConfigError, Settings
 from poolpilot.server.kernel.guard import Safety, asker
 from poolpilot.server.kernel.redact import Redactor
-from poolpilot.server.kernel.sandbox import Sandbox
-from poolpilot.server.shell.app import build_app, load_toolsets, select_tools
-from tests.support import ManualClock, make_app, open_client, sandbox_settings
+from poolpilot.server.shell.app import build_app, select_tools
+from poolpilot.server.shell.registry import faces
+from tests.support import ManualClock, Sandbox, make_app, open_client, sandbox_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -25,7 +25,7 @@ DELETE = {"cluster_id": PG_SMALL, "pool_name": "web"}
 
 
 def _all_specs() -> list[Any]:
-    return [spec for ts in load_toolsets() for spec in ts.tools]
+    return [spec for face in faces() for spec in face.tools()]
 
 
 def test_every_tool_declares_a_class_and_matching_annotations() -> None:

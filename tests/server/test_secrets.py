@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from mcp_types import CallToolResult
 
-from poolpilot.server.kernel.sandbox import Sandbox
-from poolpilot.server.shell.app import load_toolsets
-from tests.support import ManualClock, make_app, open_client
+from poolpilot.server.shell.registry import faces
+from tests.support import ManualClock, Sandbox, make_app, open_client
 
 pytestmark = pytest.mark.anyio
 
@@ -83,7 +82,7 @@ async def _run(tmp_path: Path, **overrides: Any) -> tuple[list[str], str, list[d
 
 
 def test_scenario_covers_every_sandbox_tool() -> None:
-    names = {s.name for ts in load_toolsets(("digitalocean", "taurusdb")) for s in ts.tools}
+    names = {s.name for f in faces() if f.name in ("digitalocean", "taurusdb") for s in f.tools()}
     assert names == {tool for tool, _ in SCENARIO} | {"taurusdb_get_job"}
 
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from poolpilot.server.kernel.config import PgBouncerInstance, Settings
+from poolpilot.server.kernel.config import Settings
 from poolpilot.server.shell.app import build_app
+from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, PgBouncerSettings
 from tests.support import open_client
 
 pytestmark = pytest.mark.anyio
@@ -25,7 +26,11 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 async def _tools(tmp_path: Path) -> list[dict[str, object]]:
     # Every toolset, PgBouncer included (its DSN is never used: listing tools connects to nothing).
     pgbouncer = PgBouncerInstance(name="edge", dsn="postgresql://admin@127.0.0.1:1/pgbouncer", ini_path=None)
-    settings = Settings(backend="sandbox", audit_log=str(tmp_path / "audit.jsonl"), pgbouncer=(pgbouncer,))
+    settings = Settings(
+        backend="sandbox",
+        audit_log=str(tmp_path / "audit.jsonl"),
+        providers={"pgbouncer": PgBouncerSettings(instances=(pgbouncer,))},
+    )
     async with open_client(build_app(settings)) as client:
         tools = (await client.list_tools()).tools
     return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]

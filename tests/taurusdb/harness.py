@@ -12,7 +12,6 @@ from typing import Any
 import httpx2
 from mcp_types import CallToolResult
 
-from poolpilot.server.kernel.sandbox import Sandbox
 from poolpilot.tools.taurusdb.sandbox import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
@@ -21,7 +20,7 @@ from poolpilot.tools.taurusdb.sandbox import (
     PROXY_SESSION,
     PROXY_SWITCHABLE,
 )
-from tests.support import MODES, Answer, ManualClock, SandboxSession, sandbox_session
+from tests.support import MODES, Answer, ManualClock, Sandbox, SandboxSession, sandbox_session
 
 __all__ = ["MODES", "SET", "Answer", "Session", "WireSandbox", "session", "switch_args"]
 

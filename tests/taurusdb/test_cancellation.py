@@ -8,9 +8,8 @@ import anyio
 import pytest
 from mcp_types import CallToolResult
 
-from poolpilot.server.kernel.sandbox import Sandbox
 from poolpilot.tools.taurusdb.sandbox import PROXY_SWITCHABLE
-from tests.support import ManualClock
+from tests.support import ManualClock, Sandbox
 from tests.taurusdb.harness import MODES, SET, session, switch_args
 
 pytestmark = pytest.mark.anyio

@@ -10,6 +10,7 @@ import pytest
 
 from poolpilot.tools.taurusdb.client import parse_error
 from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE, SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
+from poolpilot.tools.taurusdb.settings import TaurusDBSettings
 from poolpilot.tools.taurusdb.signer import verify_request
 from tests.support import ManualClock
 from tests.taurusdb.harness import SET, WireSandbox, session, switch_args
@@ -26,7 +27,9 @@ def _wire_sandbox() -> tuple[WireSandbox, ManualClock]:
 
 async def test_requests_are_shaped_and_signed_like_the_huawei_sdk(tmp_path: Path) -> None:
     sandbox, clock = _wire_sandbox()
-    async with session(tmp_path, sandbox=sandbox, clock=clock, taurusdb_language="zh-cn") as s:
+    async with session(
+        tmp_path, sandbox=sandbox, clock=clock, providers={"taurusdb": TaurusDBSettings(language="zh-cn")}
+    ) as s:
         await s.confirmed(**switch_args())
     (get, *_) = sandbox.sent("GET", "/proxies")
     assert get.url.raw_path == f"/v3/{SANDBOX_PROJECT_ID}/instances/{INSTANCE_PROD}/proxies?limit=100&offset=0".encode()

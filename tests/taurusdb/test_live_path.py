@@ -15,10 +15,10 @@ import pytest
 from mcp import Client
 
 from poolpilot.server.kernel.config import Settings
-from poolpilot.server.kernel.sandbox import Sandbox
 from poolpilot.server.shell.app import build_app
 from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE, SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
-from tests.support import ManualClock, served
+from poolpilot.tools.taurusdb.settings import TaurusDBSettings
+from tests.support import ManualClock, Sandbox, served
 from tests.taurusdb.harness import SET, switch_args
 
 pytestmark = pytest.mark.anyio
@@ -26,14 +26,16 @@ pytestmark = pytest.mark.anyio
 
 @asynccontextmanager
 async def live_client(tmp_path: Path, url: str, clock: ManualClock, **overrides: Any) -> AsyncIterator[Client]:
-    credentials: dict[str, Any] = {"huawei_ak": SANDBOX_AK, "huawei_sk": SANDBOX_SK}
-    if "taurusdb_iam_token" in overrides:
-        credentials = {}
+    own: dict[str, Any] = {"ak": SANDBOX_AK, "sk": SANDBOX_SK, "project_id": SANDBOX_PROJECT_ID, "url": url}
+    if "iam_token" in overrides:
+        own = {"project_id": SANDBOX_PROJECT_ID, "url": url}
+    for key in ("ak", "sk", "iam_token"):
+        if key in overrides:
+            own[key] = overrides.pop(key)
     settings = Settings(
         backend="live",
-        **{**credentials, **overrides},
-        huawei_project_id=SANDBOX_PROJECT_ID,
-        taurusdb_url=url,
+        providers={"taurusdb": TaurusDBSettings(**own)},
+        **overrides,
         toolsets=("taurusdb",),
         audit_log=str(tmp_path / "audit.jsonl"),
     )
@@ -84,7 +86,7 @@ async def test_wrong_secret_key_is_refused_once_with_a_clock_hint(tmp_path: Path
     sandbox = Sandbox(clock=clock, sleep=clock.sleep)
     wrong = "wrongSecretKey0123456789abcdefghijklmnop"
     with served(sandbox) as url:
-        async with live_client(tmp_path, url, clock, huawei_sk=wrong) as client:
+        async with live_client(tmp_path, url, clock, sk=wrong) as client:
             result = await client.call_tool("taurusdb_list_proxies", {"instance_id": INSTANCE_PROD})
     err = result.structured_content
     assert result.is_error and err is not None
@@ -111,9 +113,9 @@ async def test_iam_token_path_reads_and_a_bad_token_hints_at_it(tmp_path: Path) 
     clock = ManualClock()
     sandbox = Sandbox(clock=clock, sleep=clock.sleep)
     with served(sandbox) as url:
-        async with live_client(tmp_path, url, clock, taurusdb_iam_token=sandbox.taurusdb.iam_token) as client:
+        async with live_client(tmp_path, url, clock, iam_token=sandbox.taurusdb.iam_token) as client:
             good = await client.call_tool("taurusdb_list_proxies", {"instance_id": INSTANCE_PROD})
-        async with live_client(tmp_path, url, clock, taurusdb_iam_token="expired-token-0123456789") as client:
+        async with live_client(tmp_path, url, clock, iam_token="expired-token-0123456789") as client:
             bad = await client.call_tool("taurusdb_list_proxies", {"instance_id": INSTANCE_PROD})
     assert not good.is_error and good.structured_content is not None
     assert len(good.structured_content["rows"]) == 2
@@ -129,7 +131,7 @@ async def test_live_without_credentials_says_what_to_set_and_sends_nothing(tmp_p
     with served(sandbox) as url:
         settings = Settings(
             backend="live",
-            taurusdb_url=url,
+            providers={"taurusdb": TaurusDBSettings(url=url)},
             toolsets=("taurusdb",),
             audit_log=str(tmp_path / "audit.jsonl"),
         )

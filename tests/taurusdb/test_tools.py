@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from poolpilot.server.kernel.sandbox import Sandbox
 from poolpilot.tools.taurusdb.sandbox import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
@@ -16,7 +15,7 @@ from poolpilot.tools.taurusdb.sandbox import (
     PROXY_SESSION,
     PROXY_SWITCHABLE,
 )
-from tests.support import ManualClock
+from tests.support import ManualClock, Sandbox
 from tests.taurusdb.harness import MODES, SET, WireSandbox, failing_jobs, session, switch_args
 
 pytestmark = pytest.mark.anyio

@@ -1,0 +1,89 @@
+"""DigitalOcean Managed PostgreSQL: clusters, databases, users and PgBouncer connection pools.
+
+`FACE` is this provider's whole contract with the rest of poolpilot (server/kernel/provider.py). Importing this
+module is cheap: the client, models, tools and the sandbox load inside the callables, on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from poolpilot.server.kernel.provider import Check, EnvVar, Provider
+from poolpilot.tools.digitalocean import settings as _settings
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from poolpilot.server.kernel.config import Settings
+    from poolpilot.server.kernel.fleet import FleetAdapter
+    from poolpilot.server.kernel.sandbox import FakeProvider, SandboxOptions
+    from poolpilot.server.kernel.state import AppState, OpenContext, ProviderClient, ToolSpec
+
+__all__ = ["FACE"]
+
+
+def _tools() -> tuple[ToolSpec, ...]:
+    from poolpilot.tools.digitalocean.tools import SPECS
+
+    return SPECS
+
+
+async def _open(ctx: OpenContext) -> ProviderClient:
+    from poolpilot.tools.digitalocean.client import open_client
+
+    return await open_client(ctx)
+
+
+def _sandbox(options: SandboxOptions) -> FakeProvider:
+    from poolpilot.tools.digitalocean.sandbox import DigitalOceanSandbox
+
+    return DigitalOceanSandbox(
+        clock=options.clock,
+        require_token=options.take("do_require_token", None),
+        rate_limit_per_minute=options.take("do_rate_limit_per_minute", 250),
+        rate_limit_per_hour=options.take("do_rate_limit_per_hour", 5000),
+        password=options.password,
+    )
+
+
+def _banner(base: str, options: SandboxOptions) -> tuple[list[str], dict[str, str]]:
+    token = options.take("do_require_token", None)
+    line = f"  DigitalOcean: {base}/v2  (any bearer token{' = ' + repr(token) if token else ''})"
+    return [line], {"POOLPILOT_DIGITALOCEAN_URL": base, "DIGITALOCEAN_TOKEN": token or "sandbox"}
+
+
+async def _probes(settings: Settings, timeout_s: float) -> list[Check]:
+    from poolpilot.tools.digitalocean.doctor import probe
+
+    return await probe(_settings.of(settings), timeout_s)
+
+
+def _extras(app: MCPServer[AppState], state: AppState, enabled: frozenset[str]) -> None:
+    from poolpilot.tools.digitalocean.resources import register
+
+    register(app, state, enabled)
+
+
+def _fleet() -> FleetAdapter:
+    from poolpilot.tools.digitalocean.fleet import ADAPTER
+
+    return ADAPTER
+
+
+FACE = Provider(
+    name="digitalocean",
+    description="DigitalOcean Managed Databases: clusters, databases, users and PgBouncer connection pools.",
+    settings=_settings.read,
+    tools=_tools,
+    open=_open,
+    sandbox=_sandbox,
+    sandbox_banner=_banner,
+    probes=_probes,
+    extras=_extras,
+    fleet=_fleet,
+    env=(
+        EnvVar("DIGITALOCEAN_TOKEN", secret=True, description="DigitalOcean API token"),
+        EnvVar("DIGITALOCEAN_ACCESS_TOKEN", secret=True, description="DigitalOcean API token (pydo's name)"),
+        EnvVar("POOLPILOT_DIGITALOCEAN_URL", secret=False, description="API base URL (a sandbox or a proxy)"),
+    ),
+)

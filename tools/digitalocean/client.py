@@ -28,6 +28,7 @@ from poolpilot.server.kernel.http import Upstream
 from poolpilot.server.kernel.state import OpenContext
 from poolpilot.tools.digitalocean.errors import hinter, parse_error
 from poolpilot.tools.digitalocean.models import ApiCluster, ApiDatabase, ApiPool, ApiUser
+from poolpilot.tools.digitalocean.settings import of
 
 __all__ = ["PROVIDER", "Created", "DigitalOceanClient", "open_client", "parse_error"]
 
@@ -370,6 +371,7 @@ async def open_client(ctx: OpenContext) -> DigitalOceanClient:
     """The client for the configured backend: the in-process sandbox, or the live API (or a URL standing in)."""
     settings = ctx.settings
     backend = settings.provider_backend(PROVIDER)
+    own = of(settings)
     timeout = httpx2.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
     if backend == "sandbox":
         if ctx.sandbox is None:
@@ -377,7 +379,7 @@ async def open_client(ctx: OpenContext) -> DigitalOceanClient:
         base_url, token = SANDBOX_BASE_URL, SANDBOX_TOKEN
         transport: httpx2.AsyncBaseTransport | None = ctx.sandbox.transport()
     else:
-        base_url, token, transport = settings.digitalocean_url, settings.digitalocean_token or "", None
+        base_url, token, transport = own.url, own.token or "", None
         ctx.redactor.add(token)
     headers = {"Accept": "application/json", "User-Agent": "poolpilot"}
     if token:
@@ -388,7 +390,7 @@ async def open_client(ctx: OpenContext) -> DigitalOceanClient:
         backend=backend,
         client=client,
         parse_error=parse_error,
-        hint=hinter(settings.digitalocean_token_var, backend, base_url),
+        hint=hinter(own.token_var, backend, base_url),
         prepare=_counting,
         sleep=ctx.sleep,
         jitter=ctx.jitter,

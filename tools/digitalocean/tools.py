@@ -14,10 +14,9 @@ from pydantic import Field
 
 from poolpilot.server.kernel.errors import PoolpilotError
 from poolpilot.server.kernel.guard import Safety
-from poolpilot.server.kernel.state import Toolset, ToolSpec
+from poolpilot.server.kernel.state import ToolSpec
 from poolpilot.tools.digitalocean import budget as budgets
 from poolpilot.tools.digitalocean import changes
-from poolpilot.tools.digitalocean.client import PROVIDER, open_client
 from poolpilot.tools.digitalocean.lookups import (
     allow_secrets,
     both,
@@ -48,7 +47,7 @@ from poolpilot.tools.digitalocean.models import (
     connection_from,
 )
 
-__all__ = ["TOOLSET"]
+__all__ = ["SPECS"]
 
 
 # -- read tools -------------------------------------------------------------------------------------
@@ -213,9 +212,4 @@ def _specs() -> tuple[ToolSpec, ...]:
     )
 
 
-TOOLSET = Toolset(
-    name=PROVIDER,
-    description="DigitalOcean Managed Databases: clusters, databases, users and PgBouncer connection pools.",
-    tools=_specs(),
-    open=open_client,
-)
+SPECS: tuple[ToolSpec, ...] = _specs()

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from poolpilot.server.kernel.config import PgBouncerInstance
 from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError, internal_error, validation_error
 from poolpilot.server.kernel.state import OpenContext
 from poolpilot.tools.pgbouncer import ini
@@ -36,6 +35,7 @@ from poolpilot.tools.pgbouncer.admin import (
     ShowStatsRow,
 )
 from poolpilot.tools.pgbouncer.models import Thresholds
+from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, of
 
 __all__ = ["Difference", "PgBouncerClient", "describe", "env_key", "loaded_differences", "masked_line", "open_client"]
 
@@ -375,13 +375,12 @@ def _dsn_password(dsn: str) -> str | None:
 async def open_client(ctx: OpenContext) -> PgBouncerClient:
     """Build the client; consoles connect on first use, so a PgBouncer that is down does not stop the server."""
     settings = ctx.settings
-    for instance in settings.pgbouncer:
+    own = of(settings)
+    for instance in own.instances:
         ctx.redactor.add(_dsn_password(instance.dsn))
     return PgBouncerClient(
-        instances={i.name: i for i in settings.pgbouncer},
-        thresholds=Thresholds(
-            max_wait_s=settings.pgbouncer_max_wait_s, max_waiting_clients=settings.pgbouncer_max_waiting_clients
-        ),
+        instances={i.name: i for i in own.instances},
+        thresholds=Thresholds(max_wait_s=own.max_wait_s, max_waiting_clients=own.max_waiting_clients),
         sleep=ctx.sleep,
         clock=ctx.clock,
         remember_secret=ctx.redactor.add,

@@ -17,10 +17,10 @@ from mcp.server.mcpserver import Context, ElicitationResult, Resolve
 
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
 from poolpilot.server.kernel.guard import Confirm, ConfirmToken, Decision, GuardedResult, Plan, Safety, asker, decide
-from poolpilot.server.kernel.state import Toolset, ToolSpec, app_state
+from poolpilot.server.kernel.state import ToolSpec, app_state
 from poolpilot.tools.pgbouncer import ini
 from poolpilot.tools.pgbouncer.admin import ShowDatabasesRow
-from poolpilot.tools.pgbouncer.client import Difference, describe, loaded_differences, open_client
+from poolpilot.tools.pgbouncer.client import Difference, describe, loaded_differences
 from poolpilot.tools.pgbouncer.models import (
     ConsoleAction,
     ConsoleDatabaseName,
@@ -62,7 +62,7 @@ from poolpilot.tools.pgbouncer.plans import (
     target,
 )
 
-__all__ = ["TOOLSET"]
+__all__ = ["SPECS"]
 
 log = logging.getLogger("poolpilot.pgbouncer")
 R = TypeVar("R", bound=GuardedResult)
@@ -344,19 +344,14 @@ def _spec(fn: Callable[..., object], safety: Safety, title: str) -> ToolSpec:
     return ToolSpec(fn.__name__, fn, safety, title)  # type: ignore[arg-type]
 
 
-TOOLSET = Toolset(
-    name="pgbouncer",
-    description="Self-hosted PgBouncer: live pools and stats, guarded pgbouncer.ini edits, pause/resume/reload.",
-    tools=(
-        _spec(pgbouncer_list_pools, Safety.READ, "List PgBouncer pools"),
-        _spec(pgbouncer_get_stats, Safety.READ, "PgBouncer traffic stats"),
-        _spec(pgbouncer_create_pool, Safety.WRITE, "Create a PgBouncer pool"),
-        _spec(pgbouncer_update_pool, Safety.DESTRUCTIVE, "Update a PgBouncer pool"),
-        _spec(pgbouncer_delete_pool, Safety.DESTRUCTIVE, "Delete a PgBouncer pool"),
-        _spec(pgbouncer_pause_database, Safety.DESTRUCTIVE, "Pause a PgBouncer database"),
-        _spec(pgbouncer_resume_database, Safety.WRITE, "Resume a PgBouncer database"),
-        _spec(pgbouncer_reconnect_database, Safety.DESTRUCTIVE, "Reconnect a PgBouncer database"),
-        _spec(pgbouncer_reload, Safety.DESTRUCTIVE, "Reload PgBouncer"),
-    ),
-    open=open_client,
+SPECS: tuple[ToolSpec, ...] = (
+    _spec(pgbouncer_list_pools, Safety.READ, "List PgBouncer pools"),
+    _spec(pgbouncer_get_stats, Safety.READ, "PgBouncer traffic stats"),
+    _spec(pgbouncer_create_pool, Safety.WRITE, "Create a PgBouncer pool"),
+    _spec(pgbouncer_update_pool, Safety.DESTRUCTIVE, "Update a PgBouncer pool"),
+    _spec(pgbouncer_delete_pool, Safety.DESTRUCTIVE, "Delete a PgBouncer pool"),
+    _spec(pgbouncer_pause_database, Safety.DESTRUCTIVE, "Pause a PgBouncer database"),
+    _spec(pgbouncer_resume_database, Safety.WRITE, "Resume a PgBouncer database"),
+    _spec(pgbouncer_reconnect_database, Safety.DESTRUCTIVE, "Reconnect a PgBouncer database"),
+    _spec(pgbouncer_reload, Safety.DESTRUCTIVE, "Reload PgBouncer"),
 )

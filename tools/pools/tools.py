@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from dataclasses import replace
 from typing import Annotated
 
 from mcp.server.mcpserver import Context
@@ -18,15 +19,15 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
 from poolpilot.server.kernel.guard import Safety
-from poolpilot.server.kernel.state import AppState, OpenContext, Toolset, ToolSpec, app_state
-from poolpilot.tools.pools.collect import collect, enabled_providers
-from poolpilot.tools.pools.models import Advice, Overview, Provider
-from poolpilot.tools.pools.resources import register_extras
+from poolpilot.server.kernel.state import AppState, ToolSpec, app_state
+from poolpilot.tools.pools.collect import adapters, collect, enabled_providers
+from poolpilot.tools.pools.models import Advice, Overview
 from poolpilot.tools.pools.rules import Thresholds, advise
 
-__all__ = ["TOOLSET", "compact", "thresholds"]
+__all__ = ["SPECS", "compact", "thresholds"]
 
-ProviderFilter = Annotated[Provider | None, Field(description="Only this provider")]
+# Checked at call time against the enabled providers (the registry is the one provider list).
+ProviderFilter = Annotated[str | None, Field(max_length=64, description="Only this provider (a toolset name)")]
 
 
 def _printable(value: str | None) -> str | None:
@@ -47,28 +48,14 @@ LocationFilter = Annotated[
 ]
 
 
-class _Mixed:
-    """The toolset's client: the pools tools use the providers' clients, so there is nothing to open."""
-
-    backend = "mixed"
-
-    async def aclose(self) -> None:
-        return None
-
-
-async def _open(_: OpenContext) -> _Mixed:
-    return _Mixed()
-
-
 def thresholds(state: AppState) -> Thresholds:
     """The advice thresholds from the settings (PgBouncer's are the ones pgbouncer_list_pools uses too)."""
     s = state.settings
-    return Thresholds(
-        budget_warn=s.advise_budget_warn,
-        session_share=s.advise_session_share,
-        waiting_clients=s.pgbouncer_max_waiting_clients,
-        max_wait_s=s.pgbouncer_max_wait_s,
-    )
+    contributed: dict[str, float] = {}
+    for name, face in state.providers.items():
+        contributed.update(face.thresholds(s.provider(name)))
+    base = Thresholds(budget_warn=s.advise_budget_warn, session_share=s.advise_session_share)
+    return replace(base, **contributed)  # type: ignore[arg-type]
 
 
 def compact(model: BaseModel) -> CallToolResult:
@@ -78,14 +65,14 @@ def compact(model: BaseModel) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
-def _checked(state: AppState, provider: Provider | None) -> None:
+def _checked(state: AppState, provider: str | None) -> None:
     enabled = enabled_providers(state)
     if not enabled:
         raise PoolpilotError(
             ErrorInfo(
                 code="not_supported",
                 message="no provider is enabled on this server, so there are no pools to show",
-                hint="Ask the operator to enable digitalocean, taurusdb or pgbouncer (--toolsets).",
+                hint="Ask the operator to enable a provider toolset (--toolsets).",
             )
         )
     if provider is not None and provider not in enabled:
@@ -109,23 +96,18 @@ async def pools_advise(
     _checked(state, provider)
     overview = await collect(state, provider=provider, location=location)
     limits = thresholds(state)
+    rules = [rule for adapter in adapters(state).values() for rule in adapter.rules]
     return compact(
         Advice(
             backend=overview.backend,
-            findings=advise(overview, limits),
+            findings=advise(overview, limits, rules),
             errors=overview.errors,
             thresholds=limits.as_dict(),
         )
     )
 
 
-TOOLSET = Toolset(
-    name="pools",
-    description="Cross-provider view: every pool in one overview, and right-sizing advice (read-only).",
-    tools=(
-        ToolSpec("pools_overview", pools_overview, Safety.READ, "Overview of all pools"),
-        ToolSpec("pools_advise", pools_advise, Safety.READ, "Advice on all pools"),
-    ),
-    open=_open,
-    extras=register_extras,
+SPECS: tuple[ToolSpec, ...] = (
+    ToolSpec("pools_overview", pools_overview, Safety.READ, "Overview of all pools"),
+    ToolSpec("pools_advise", pools_advise, Safety.READ, "Advice on all pools"),
 )

@@ -25,6 +25,7 @@ from poolpilot.server.kernel.http import ProviderErrorParts, Upstream, unreachab
 from poolpilot.server.kernel.state import OpenContext
 from poolpilot.tools.taurusdb.models import PROJECT_ID_PATTERN, ApiInstance, ApiJob, ApiProxyEntry, PoolType
 from poolpilot.tools.taurusdb.regions import REGIONS, endpoint_for
+from poolpilot.tools.taurusdb.settings import of
 from poolpilot.tools.taurusdb.signer import canonical_query, sign_request
 
 __all__ = ["PROVIDER", "Submitted", "TaurusDBClient", "open_client", "parse_error"]
@@ -298,22 +299,22 @@ class TaurusDBClient:
 
 def _live_problem(ctx: OpenContext) -> ErrorInfo | None:
     """A live configuration that cannot work, reported on each call rather than failing server start-up."""
-    s = ctx.settings
+    s = of(ctx.settings)
 
     def problem(message: str, hint: str) -> ErrorInfo:
         return ErrorInfo(code="auth_failed", message=message, hint=hint, provider=PROVIDER)
 
-    if not (s.taurusdb_iam_token or (s.huawei_ak and s.huawei_sk)):
+    if not s.configured():
         return problem(
             "TaurusDB has no credentials",
             "Ask the operator to set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK (or POOLPILOT_TAURUSDB_IAM_TOKEN).",
         )
-    if not s.huawei_project_id or not re.fullmatch(PROJECT_ID_PATTERN, s.huawei_project_id):
+    if not s.project_id or not re.fullmatch(PROJECT_ID_PATTERN, s.project_id):
         return problem(
             "HUAWEICLOUD_SDK_PROJECT_ID is not set or not 32 letters/digits",
             "Ask the operator to set the region's project id.",
         )
-    if not (s.taurusdb_url or (s.huawei_region and s.huawei_region in REGIONS)):
+    if not (s.url or (s.region and s.region in REGIONS)):
         return problem(
             "no TaurusDB endpoint is configured",
             "Ask the operator to set HUAWEICLOUD_SDK_REGION or POOLPILOT_TAURUSDB_URL.",
@@ -324,6 +325,7 @@ def _live_problem(ctx: OpenContext) -> ErrorInfo | None:
 async def open_client(ctx: OpenContext) -> TaurusDBClient:
     settings = ctx.settings
     backend = settings.provider_backend(PROVIDER)
+    own = of(settings)
     transport: httpx2.AsyncBaseTransport | None = None
     problem: ErrorInfo | None = None
     token: str | None = None
@@ -337,15 +339,15 @@ async def open_client(ctx: OpenContext) -> TaurusDBClient:
         base_url, ak, sk, project = SANDBOX_BASE_URL, SANDBOX_AK, SANDBOX_SK, SANDBOX_PROJECT_ID
     else:
         problem = _live_problem(ctx)
-        region = settings.huawei_region
-        base_url = settings.taurusdb_url or (endpoint_for(region) if region in REGIONS and region else "")
-        ak, sk, token = settings.huawei_ak or "", settings.huawei_sk or "", settings.taurusdb_iam_token
-        project = settings.huawei_project_id or ""
+        region = own.region
+        base_url = own.url or (endpoint_for(region) if region in REGIONS and region else "")
+        ak, sk, token = own.ak or "", own.sk or "", own.iam_token
+        project = own.project_id or ""
     ctx.redactor.add(ak, sk, token)
     where = "the embedded sandbox" if backend == "sandbox" else base_url or "the TaurusDB endpoint"
     unreachable = unreachable_hint(backend, where, "POOLPILOT_TAURUSDB_URL, HUAWEICLOUD_SDK_REGION")
     hint = _hinter(where, unreachable, uses_token=token is not None)
-    language, clock = settings.taurusdb_language, ctx.clock
+    language, clock = own.language, ctx.clock
 
     def prepare(request: httpx2.Request) -> None:
         headers = request.headers

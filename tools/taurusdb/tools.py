@@ -29,9 +29,9 @@ from pydantic import Field
 
 from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.guard import Change, Confirm, ConfirmToken, Plan, Preview, Safety, asker, decide
-from poolpilot.server.kernel.state import Toolset, ToolSpec, app_state
+from poolpilot.server.kernel.state import ToolSpec, app_state
 from poolpilot.server.kernel.tokens import fingerprint
-from poolpilot.tools.taurusdb.client import PROVIDER, TaurusDBClient, open_client
+from poolpilot.tools.taurusdb.client import PROVIDER, TaurusDBClient
 from poolpilot.tools.taurusdb.models import (
     ApiProxyEntry,
     Cursor,
@@ -51,7 +51,7 @@ from poolpilot.tools.taurusdb.models import (
     job_from,
 )
 
-__all__ = ["TOOLSET", "proxy_row", "switch_blocker"]
+__all__ = ["SPECS", "proxy_row", "switch_blocker"]
 
 SET_POOL_TYPE = "taurusdb_set_proxy_pool_type"
 _FIRST_POLL_S = 1.0
@@ -303,14 +303,9 @@ async def _pool_type_now(tdb: TaurusDBClient, instance_id: str, proxy_id: str) -
         return None  # the result still says how the job ended; the type is just unknown
 
 
-TOOLSET = Toolset(
-    name=PROVIDER,
-    description="Huawei Cloud TaurusDB (GaussDB for MySQL): instances, database proxies and their connection pools.",
-    tools=(
-        ToolSpec("taurusdb_list_instances", taurusdb_list_instances, Safety.READ, "List TaurusDB instances"),
-        ToolSpec("taurusdb_list_proxies", taurusdb_list_proxies, Safety.READ, "List TaurusDB proxies"),
-        ToolSpec(SET_POOL_TYPE, taurusdb_set_proxy_pool_type, Safety.DESTRUCTIVE, "Set TaurusDB proxy pool type"),
-        ToolSpec("taurusdb_get_job", taurusdb_get_job, Safety.READ, "Get TaurusDB job"),
-    ),
-    open=open_client,
+SPECS: tuple[ToolSpec, ...] = (
+    ToolSpec("taurusdb_list_instances", taurusdb_list_instances, Safety.READ, "List TaurusDB instances"),
+    ToolSpec("taurusdb_list_proxies", taurusdb_list_proxies, Safety.READ, "List TaurusDB proxies"),
+    ToolSpec(SET_POOL_TYPE, taurusdb_set_proxy_pool_type, Safety.DESTRUCTIVE, "Set TaurusDB proxy pool type"),
+    ToolSpec("taurusdb_get_job", taurusdb_get_job, Safety.READ, "Get TaurusDB job"),
 )

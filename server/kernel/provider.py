@@ -1,0 +1,120 @@
+"""The provider contract: one object per provider (its face, exported by the provider folder's `__init__.py`)
+declares everything the rest of poolpilot needs from it. The kernel and the shell iterate the registered faces
+and never name a provider; a new provider is its folder plus one registry line (server/shell/registry.py).
+
+A face must be cheap to import: everything heavy (clients, models, the sandbox, psycopg) is imported inside the
+callables, when they are first called.
+
+    digitalocean = Provider(
+        name="digitalocean",                       # toolset id, tool-name prefix, settings key, fleet provider
+        description="DigitalOcean Managed Databases: …",
+        settings=_settings,                        # SettingsReader -> the provider's own frozen settings
+        tools=_tools,                              # () -> tuple[ToolSpec, ...]
+        open=_open,                                # OpenContext -> the provider's client (backend, aclose)
+        sandbox=_sandbox,                          # SandboxOptions -> a FakeProvider, or None: always live
+        probes=_probes,                            # doctor: (Settings, timeout_s) -> checks that send reads
+        fleet=FleetAdapter(collect=…, rules=…),    # uniform overview rows and advice rules
+        env=(EnvVar("DIGITALOCEAN_TOKEN", secret=True, description="API token"),),
+    )
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from poolpilot.server.kernel.config import Settings, SettingsReader
+    from poolpilot.server.kernel.fleet import FleetAdapter
+    from poolpilot.server.kernel.sandbox import FakeProvider, SandboxOptions
+    from poolpilot.server.kernel.state import AppState, OpenContext, ProviderClient, ToolSpec
+
+__all__ = ["Backend", "BackendRule", "Check", "EnvVar", "LocalCompanion", "Provider", "ProviderSettings", "Status"]
+
+Status = Literal["ok", "warn", "fail"]
+Backend = Literal["sandbox", "live"]
+# How a provider's backend is chosen: "sandbox_or_live" follows --backend (auto: live when configured);
+# "live" has no sandbox (a self-hosted service); "derived" is live as soon as any other enabled provider is.
+BackendRule = Literal["sandbox_or_live", "live", "derived"]
+
+
+class Check(BaseModel):
+    """One `poolpilot doctor` line: ok / warn / fail, with the exact fix."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+
+class ProviderSettings(Protocol):
+    """What the kernel asks of a provider's own settings object."""
+
+    def configured(self) -> bool:
+        """Credentials or instances are set: with `--backend auto` the provider goes live."""
+        ...
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the redactor."""
+        ...
+
+    def status(self, backend: Backend) -> str:
+        """One line for doctor: which backend, where, and with what (never a secret value)."""
+        ...
+
+    def validate(self, backend: Backend) -> None:
+        """Raise `ConfigError` for what cannot work on this backend (e.g. live without a region)."""
+        ...
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """A variable a client configuration should pass (`poolpilot config` writes placeholders, never values).
+    `<NAME>` in the name stands for any upper-case name (one variable per instance)."""
+
+    name: str
+    secret: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class LocalCompanion:
+    """A local instance `poolpilot sandbox --with-<name>` starts next to the fake APIs (a real service, never
+    faked). `start()` returns its environment variables for `serve` and a stop function."""
+
+    help: str
+    missing: Callable[[], list[str]]
+    start: Callable[[], tuple[dict[str, str], Callable[[], None]]]
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    description: str
+    settings: Callable[[SettingsReader], ProviderSettings]
+    tools: Callable[[], tuple[ToolSpec, ...]]
+    open: Callable[[OpenContext], Awaitable[ProviderClient]]
+    backend_rule: BackendRule = "sandbox_or_live"
+    sandbox: Callable[[SandboxOptions], FakeProvider] | None = None
+    # Whether the toolset is on when --toolsets is not given (a self-hosted provider only once configured).
+    default_on: Callable[[ProviderSettings], bool] = lambda _: True
+    # Why the toolset cannot be enabled with these settings, as (problem, fix); None: it can.
+    unusable: Callable[[ProviderSettings], tuple[str, str] | None] = lambda _: None
+    probes: Callable[[Settings, float], Awaitable[list[Check]]] | None = None
+    # Resources, resource templates and prompts, registered when the toolset is enabled; gets the enabled tools.
+    extras: Callable[[MCPServer[AppState], AppState, frozenset[str]], None] | None = None
+    # The fleet view (pools_overview, pools_advise): built on first use, so importing the face stays cheap.
+    fleet: Callable[[], FleetAdapter] | None = None
+    # Refuse what cannot work before speaking MCP (e.g. a DSN that does not parse); raises ConfigError.
+    preflight: Callable[[ProviderSettings], None] = lambda _: None
+    # `poolpilot sandbox`: lines describing this fake (base URL given) and the variables that point serve at it.
+    sandbox_banner: Callable[[str, SandboxOptions], tuple[list[str], dict[str, str]]] | None = None
+    env: tuple[EnvVar, ...] = ()
+    companion: LocalCompanion | None = None
+    # Advice thresholds this provider contributes to pools_advise (name -> value), from its settings.
+    thresholds: Callable[[ProviderSettings], Mapping[str, float]] = field(default=lambda _: {})

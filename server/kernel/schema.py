@@ -1,0 +1,50 @@
+"""Schema compaction for tools/list, where each byte is paid for on every turn of every session (issue 9)."""
+
+from __future__ import annotations
+
+__all__ = ["compact_schema", "outline"]
+
+
+def compact_schema(node: object, parent_key: str | None = None) -> object:
+    """Input schemas without pydantic's noise: no `title` (a property *named* title is kept), `X | None` as
+    `type: [X, "null"]` instead of an `anyOf`, no `default: null`. Descriptions and limits stay: models read them."""
+    if isinstance(node, list):
+        return [compact_schema(v, parent_key) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, object] = {}
+    for key, value in node.items():
+        if key == "title" and isinstance(value, str) and parent_key != "properties":
+            continue
+        if key == "default" and value is None and parent_key != "properties":
+            continue
+        out[key] = compact_schema(value, key)
+    variants = out.get("anyOf")
+    if isinstance(variants, list) and len(variants) == 2 and {"type": "null"} in variants:
+        other = next(v for v in variants if v != {"type": "null"})
+        if isinstance(other, dict) and isinstance(other.get("type"), str):
+            del out["anyOf"]
+            out = {**other, **out, "type": [other["type"], "null"]}
+    return out
+
+
+def _shallow(prop: object) -> dict[str, object]:
+    """One output property reduced to its JSON type (nullable kept), so the schema still validates the result."""
+    if not isinstance(prop, dict):
+        return {}
+    if isinstance(prop.get("anyOf"), list):
+        return {}  # optional or union-typed: any JSON value (the field name and the JSON text say enough)
+    if "$ref" in prop or "properties" in prop:
+        return {"type": "object"}
+    kind = prop.get("type")
+    return {"type": kind} if isinstance(kind, str | list) else {}
+
+
+def outline(schema: dict[str, object]) -> dict[str, object]:
+    """The result's top-level fields and their types. Every result is also returned as JSON text, so nested
+    shapes need no schema in tools/list, where each byte is paid for on every turn of every session."""
+    props = schema.get("properties")
+    result: dict[str, object] = {"type": "object"}
+    if isinstance(props, dict):
+        result["properties"] = {name: _shallow(prop) for name, prop in props.items()}
+    return result

@@ -1,0 +1,98 @@
+"""TaurusDB in the fleet view: one row per database proxy of every instance (its pool type, whether it may switch),
+and the advice to switch a CLOSED proxy to SESSION pooling where the API allows it."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import anyio
+
+from poolpilot.server.kernel.errors import PoolpilotError
+from poolpilot.server.kernel.fleet import (
+    Finding,
+    FleetAdapter,
+    Overview,
+    OverviewRow,
+    Sink,
+    SuggestedCall,
+    Thresholds,
+    wanted,
+)
+from poolpilot.server.kernel.state import ProviderClient
+from poolpilot.tools.taurusdb.client import TaurusDBClient
+from poolpilot.tools.taurusdb.models import ApiInstance
+from poolpilot.tools.taurusdb.tools import proxy_row
+
+__all__ = ["ADAPTER"]
+
+_INSTANCE_PAGE = 100
+_MAX_INSTANCE_PAGES = 20
+
+
+async def _collect(client: ProviderClient, location: str | None, sink: Sink) -> None:
+    tdb = cast(TaurusDBClient, client)
+    instances: list[ApiInstance] = []
+    for page in range(_MAX_INSTANCE_PAGES):
+        batch, total = await tdb.list_instances(_INSTANCE_PAGE, page * _INSTANCE_PAGE)
+        instances += batch
+        if not batch or len(instances) >= total:
+            break
+    async with anyio.create_task_group() as group:
+        for instance in instances:
+            if wanted(location, instance.id, instance.name):
+                group.start_soon(_tdb_instance, tdb, instance, sink)
+
+
+async def _tdb_instance(tdb: TaurusDBClient, instance: ApiInstance, sink: Sink) -> None:
+    try:
+        entries = await tdb.list_proxies(instance.id)
+    except PoolpilotError as exc:
+        sink.fail("taurusdb", instance.id, exc.info)
+        return
+    for entry in entries:
+        row = proxy_row(entry)
+        sink.rows.append(
+            OverviewRow(
+                provider="taurusdb",
+                location=instance.id,
+                location_name=instance.name or None,
+                pool=row.proxy_id,
+                pool_label=row.name or None,
+                mode=row.pool_type or None,
+                backend=tdb.backend,
+                switchable=row.switchable,
+            )
+        )
+
+
+def taurusdb_closed(overview: Overview, t: Thresholds) -> list[Finding]:
+    return [
+        Finding(
+            rule="taurusdb_pool_closed",
+            severity="info",
+            provider="taurusdb",
+            location=row.location,
+            pool=row.pool,
+            evidence={"connection_pool_type": row.mode, "switchable": row.switchable},
+            explanation=f"Proxy {row.pool_label or row.pool} has no connection pool; SESSION pooling reuses backend "
+            "connections for short-lived clients (sessions using PREPARE, temp tables or locks stay pinned).",
+            suggested_call=SuggestedCall(
+                tool="taurusdb_set_proxy_pool_type",
+                arguments={"instance_id": row.location, "proxy_id": row.pool, "pool_type": "SESSION"},
+            ),
+        )
+        for row in overview.rows
+        if row.provider == "taurusdb" and row.mode == "CLOSED" and row.switchable
+    ]
+
+
+ADAPTER = FleetAdapter(
+    collect=_collect,
+    rules=(taurusdb_closed,),
+    resize_steps=(
+        "TaurusDB proxies have no pool size; only the pool type (CLOSED or SESSION) changes.\n"
+        "1. Call taurusdb_list_proxies(instance_id={location!r}) and check that proxy {pool!r} is switchable.\n"
+        "2. Call taurusdb_set_proxy_pool_type(instance_id={location!r}, proxy_id={pool!r}, pool_type=<type>)."
+    ),
+    location="TaurusDB instance id",
+)
