@@ -7,6 +7,7 @@ fails, the mutation is refused (`audit_failed`), so nothing changes without a tr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -19,7 +20,24 @@ from pathlib import Path
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.redact import Redactor
 
-__all__ = ["AuditLog"]
+__all__ = ["AuditLog", "rejected_arguments"]
+
+
+def rejected_arguments(arguments: Mapping[str, object], field: str | None) -> dict[str, object]:
+    """The arguments of a call refused for a bad argument, as the audit log keeps them: the rejected one (every
+    one, when the error does not name a single argument) as its SHA-256 prefix and length, never its value (it
+    may be a secret pasted into the wrong field, or text made to mislead whoever reads the log)."""
+    name = (field or "").split(".")[0]
+    hidden = {name} if name in arguments else set(arguments)
+    out: dict[str, object] = {}
+    for key, value in arguments.items():
+        if key not in hidden:
+            out[key] = value
+            continue
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        out[key] = {"rejected": True, "sha256": digest, "length": len(value) if isinstance(value, str) else len(text)}
+    return out
 
 
 class AuditLog:

@@ -20,6 +20,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from poolpilot.server.kernel.text import escape
+
 __all__ = [
     "ErrorCode",
     "ErrorInfo",
@@ -137,6 +139,10 @@ def internal_error() -> ErrorInfo:
 
 
 def render_error(info: ErrorInfo) -> CallToolResult:
-    """The `isError` result: text for every client, the model as structuredContent for those that read it."""
+    """The `isError` result: text for every client, the model as structuredContent for those that read it.
+
+    Message and hint are prose that may carry provider text (an upstream error message, a name): any hidden
+    character left in them is written as a visible escape (server/kernel/text.py), so none can add a line."""
+    info = info.model_copy(update={"message": escape(info.message), "hint": escape(info.hint) if info.hint else None})
     data = info.model_dump(exclude_none=True)
     return CallToolResult(content=[TextContent(type="text", text=info.text())], structured_content=data, is_error=True)

@@ -43,6 +43,7 @@ audit log fails, the call is refused) and returns `outcome="executed"` with the 
 from __future__ import annotations
 
 import enum
+import json
 import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -51,12 +52,13 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
 from mcp.server.mcpserver.resolve import AcceptedElicitation, CancelledElicitation, DeclinedElicitation
-from mcp_types import ToolAnnotations
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
 from poolpilot.server.kernel.audit import AuditLog
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.text import escape, label, shown
 from poolpilot.server.kernel.tokens import TokenSigner
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "asker",
     "can_elicit",
     "decide",
+    "unanswered_decline",
 ]
 
 
@@ -123,10 +126,16 @@ class Preview(BaseModel):
     changes: list[Change] = Field(default_factory=list)
     impact: str
 
+    def diff(self) -> str:
+        """The changes as prose; values come from the provider, so strings are quoted (server/kernel/text.py)."""
+        return "; ".join(f"{label(c.field)} {shown(c.before)} → {shown(c.after)}" for c in self.changes)
+
     def text(self) -> str:
-        diff = "; ".join(f"{c.field} {c.before} → {c.after}" for c in self.changes)
+        """The question's body. Callers quote provider names in target and impact; `escape` is the backstop that
+        keeps any hidden character that still got in from adding a line or reordering the question."""
+        diff = self.diff()
         body = f"{self.action}: {self.target}" + (f" ({diff})" if diff else "")
-        return f"{body}. Impact: {self.impact}"
+        return escape(f"{body}. Impact: {self.impact}")
 
 
 T = TypeVar("T")
@@ -184,6 +193,30 @@ class Decision:
             "expires_at": self.expires_at,
             "confirmed_by": self.confirmed_by,
         }
+
+
+# How the SDK words an accepted answer that carries no usable content (both protocol generations): the resolver
+# raises before the tool body runs. That is no "yes": it becomes a decline (`unanswered_decline`).
+_UNANSWERED = {
+    "accepted elicitation with no content": "the user accepted without giving an answer",
+    "does not match the requested schema": "the answer did not fit the question's form",
+    "invalid elicitation response": "the answer did not fit the question's form",
+}
+
+
+def unanswered_decline(error: Exception, backend: str) -> CallToolResult | None:
+    """The decline a guarded call ends in when the client accepted the question without a usable answer
+    (nothing was sent): an ordinary result, like every decline; None for any other error."""
+    text = str(error).lower()
+    reason = next((why for marker, why in _UNANSWERED.items() if marker in text), None)
+    if reason is None:
+        return None
+    message = f"Nothing was changed: {reason}. Call the tool again to ask once more."
+    result = GuardedResult(
+        backend=backend, outcome="declined", executed=False, confirmation_required=False, message=message
+    )
+    data = result.model_dump(mode="json")
+    return CallToolResult(content=[TextContent(type="text", text=json.dumps(data))], structured_content=data)
 
 
 def can_elicit(ctx: Context) -> bool:

@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -43,6 +44,21 @@ class ProviderErrorParts:
 ParseError = Callable[[httpx2.Response], ProviderErrorParts]
 Hint = Callable[[ErrorInfo], str | None]
 Prepare = Callable[[httpx2.Request], None]
+
+
+def _check_verbatim(path: str, request: httpx2.Request) -> None:
+    """Refuse to send a request whose path the URL library rewrote: httpx2 removes `.` and `..` segments (RFC 3986
+    section 5.2.4), so `/dbs/.` would go out as `/dbs`, the collection. Names refuse dot segments long before
+    this; this is the backstop that keeps every path on the wire exactly what the client built."""
+    wanted = urlsplit(path).path.encode()
+    if not request.url.raw_path.partition(b"?")[0].endswith(wanted):
+        raise PoolpilotError(
+            ErrorInfo(
+                code="validation_error",
+                message="the request path would be rewritten on the way out (a dot segment); nothing was sent",
+                hint="A name cannot be '.' or '..'; correct it and call the tool again.",
+            )
+        )
 
 
 def code_for_status(status: int) -> ErrorCode:
@@ -155,6 +171,7 @@ class Upstream:
             request = self.client.build_request(
                 method, path, params=params, json=json_body, content=content, headers=headers
             )
+            _check_verbatim(path, request)
             if self._prepare is not None:
                 self._prepare(request)
             try:

@@ -16,6 +16,7 @@ from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
+from poolpilot.server.kernel.audit import rejected_arguments
 from poolpilot.server.kernel.errors import (
     ErrorInfo,
     PoolpilotError,
@@ -23,10 +24,11 @@ from poolpilot.server.kernel.errors import (
     internal_error,
     render_error,
 )
-from poolpilot.server.kernel.guard import Safety
+from poolpilot.server.kernel.guard import Safety, unanswered_decline
 from poolpilot.server.kernel.redact import RedactingFilter, Redactor
 from poolpilot.server.kernel.schema import compact_schema, outline
 from poolpilot.server.kernel.state import AppState, ToolSpec
+from poolpilot.server.kernel.text import quote
 
 __all__ = ["PoolpilotServer", "configure_logging"]
 
@@ -81,7 +83,10 @@ class PoolpilotServer(MCPServer[AppState]):
         except MCPError:
             raise
         except ToolError as exc:
-            return render_error(self._error_info(name, exc))
+            declined = None  # a guarded call whose question was accepted without an answer: a decline
+            if self.specs[name].safety is Safety.DESTRUCTIVE:
+                declined = unanswered_decline(exc, self.state.settings.provider_backend(name.split("_", 1)[0]))
+            return declined or render_error(self._error_info(name, exc))
 
     def _error_info(self, name: str, exc: ToolError) -> ErrorInfo:
         cause: BaseException | None = exc
@@ -111,7 +116,7 @@ class PoolpilotServer(MCPServer[AppState]):
             )
         return ErrorInfo(
             code="validation_error",
-            message=f"there is no tool named {name!r}",
+            message=f"there is no tool named {quote(name, limit=64)}",
             field="name",
             hint="Call tools/list for the available tool names.",
         )
@@ -156,10 +161,13 @@ class PoolpilotServer(MCPServer[AppState]):
             params = context.session.client_params if context.request_context is not None else None
             if params is not None:
                 client = f"{params.client_info.name}/{params.client_info.version}"
+        kept = {k: v for k, v in arguments.items() if k != "confirm_token"}
+        if result.is_error and data.get("code") == "validation_error":
+            kept = rejected_arguments(kept, data.get("field"))  # a rejected value may be a secret or a lure
         record = {
             "tool": spec.name,
             "safety": spec.safety.value,
-            "arguments": {k: v for k, v in arguments.items() if k != "confirm_token"},
+            "arguments": kept,
             "target": (preview or {}).get("target") or data.get("target"),
             "backend": data.get("backend"),
             "outcome": ("failed:" + str(data.get("code"))) if result.is_error else data.get("outcome", "executed"),

@@ -111,7 +111,7 @@ async def test_create_found_with_other_attributes_is_a_conflict() -> None:
         await _mock(handler).add_pool(PG_SMALL_ID, name="jobs", mode="session", size=5, db="defaultdb", user="doadmin")
     info = caught.value.info
     assert info.code == "conflict"
-    assert "mode 'transaction' (asked 'session'), size 9 (asked 5)" in info.message
+    assert 'mode "transaction" (asked "session"), size 9 (asked 5)' in info.message
 
 
 async def test_name_taken_right_after_a_failed_create_is_read_back() -> None:
@@ -132,7 +132,7 @@ async def test_name_taken_without_an_earlier_failure_is_a_conflict() -> None:
     with pytest.raises(PoolpilotError) as caught:
         await do.add_pool(PG_SMALL_ID, name="web", mode="session", size=1, db="defaultdb", user=None)
     assert caught.value.info.code == "conflict" and caught.value.info.http_status == 422
-    assert caught.value.info.message == f"pool 'web' already exists on cluster {PG_SMALL_ID}"
+    assert caught.value.info.message == f'pool "web" already exists on cluster {PG_SMALL_ID}'
     await do.aclose()
 
 
@@ -140,7 +140,7 @@ async def test_delete_of_a_missing_pool_is_not_found_on_the_first_attempt() -> N
     do, _ = await _sandboxed()
     with pytest.raises(PoolpilotError) as caught:
         await do.delete_pool(PG_SMALL_ID, "ghost")
-    assert caught.value.info.code == "not_found" and "'ghost'" in caught.value.info.message
+    assert caught.value.info.code == "not_found" and '"ghost"' in caught.value.info.message
     assert await do.delete_pool(PG_SMALL_ID, "web") is None
     await do.aclose()
 

@@ -104,7 +104,7 @@ async def test_delete_token_replay_meets_a_missing_pool(tmp_path: Path) -> None:
         await s.ok("digitalocean_delete_pool", **args, confirm_token=token)
         s.sandbox.digitalocean.calls.clear()
         err = await s.error("digitalocean_delete_pool", **args, confirm_token=token)
-        assert err["code"] == "not_found" and "'web'" in err["message"]
+        assert err["code"] == "not_found" and '"web"' in err["message"]
         assert s.mutations() == []
 
 
@@ -126,5 +126,5 @@ async def test_target_changed_between_rounds_asks_again_with_the_new_state(tmp_p
     async with session(tmp_path, mode="auto", answer="yes", on_ask=someone_else_changes_the_pool) as s:
         done = await s.ok(UPDATE, **ARGS)
         assert len(s.asked) == 2
-        assert "db app," in s.asked[0] and "db analytics," in s.asked[1]
+        assert 'db "app",' in s.asked[0] and 'db "analytics",' in s.asked[1]
         assert done["executed"] is True and done["after"]["db"] == "analytics"

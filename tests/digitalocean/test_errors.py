@@ -40,14 +40,14 @@ async def test_404_names_the_missing_pool_or_cluster(tmp_path: Path) -> None:
     async with session(tmp_path) as s:
         err = await s.error("digitalocean_get_pool", cluster_id=PG_MAIN_ID, pool_name="ghost")
         assert err["code"] == "not_found" and err["provider_code"] == "not_found"
-        assert err["message"] == f"pool 'ghost' on cluster {PG_MAIN_ID} was not found"
+        assert err["message"] == f'pool "ghost" on cluster {PG_MAIN_ID} was not found'
         assert f"digitalocean_list_pools(cluster_id='{PG_MAIN_ID}')" in err["hint"]
         err = await s.error("digitalocean_get_pool", cluster_id=unknown, pool_name="ghost")
         assert err["message"] == f"cluster {unknown} was not found"
         err = await s.error("digitalocean_get_cluster", cluster_id=unknown)
         assert err["message"] == f"cluster {unknown} was not found" and "read replicas" in err["hint"]
         err = await s.error("digitalocean_update_pool", cluster_id=PG_MAIN_ID, pool_name="ghost", size=3)
-        assert err["code"] == "not_found" and "'ghost'" in err["message"] and "pg-main" in err["message"]
+        assert err["code"] == "not_found" and '"ghost"' in err["message"] and "pg-main" in err["message"]
         err = await s.error("digitalocean_list_pools", cluster_id=unknown)
         assert err["message"] == f"cluster {unknown} was not found"
         assert s.mutations() == []
@@ -73,7 +73,7 @@ async def test_create_answered_500_that_did_create_reports_created(tmp_path: Pat
     async with session(tmp_path, sandbox=_sandbox("applied-500@databases_add_connectionPool#1")) as s:
         created = await s.ok(CREATE, **NEW)
         assert created["outcome"] == "executed" and created["pool"]["size"] == 5
-        assert created["note"] == "DigitalOcean answered HTTP 500, but reading back shows pool 'jobs' was created."
+        assert created["note"] == 'DigitalOcean answered HTTP 500, but reading back shows pool "jobs" was created.'
         assert s.mutations().count(("POST", "databases_add_connectionPool")) == 1  # never resent
 
 
@@ -81,7 +81,7 @@ async def test_create_answered_500_that_did_create_reports_created(tmp_path: Pat
 async def test_create_that_failed_uncertainly_and_did_not_create_says_so(tmp_path: Path, fault: str) -> None:
     async with session(tmp_path, sandbox=_sandbox(f"{fault}@databases_add_connectionPool#1")) as s:
         err = await s.error(CREATE, **NEW)
-        assert "reading back shows no pool 'jobs': nothing was created" in err["message"]
+        assert 'reading back shows no pool "jobs": nothing was created' in err["message"]
         assert err["hint"] == "It is safe to call the tool again."
         assert s.pool(PG_SMALL_ID, "jobs") is None
         assert (await s.ok(CREATE, **NEW))["note"] is None
@@ -91,7 +91,7 @@ async def test_create_whose_outcome_is_unknown_is_settled_by_the_next_call(tmp_p
     faults = ("applied-500@databases_add_connectionPool#1", "500@databases_get_connectionPool#4")
     async with session(tmp_path, sandbox=_sandbox(*faults)) as s:
         err = await s.error(CREATE, **NEW)
-        assert "whether pool 'jobs' was created is unknown" in err["message"]
+        assert 'whether pool "jobs" was created is unknown' in err["message"]
         assert "Read it with a get tool" in err["hint"]
         again = await s.ok(CREATE, **NEW)  # the pool is there, as asked: the earlier create did it
         assert again["note"] == "an earlier create reported a failure, but it did create this pool"
@@ -102,14 +102,14 @@ async def test_delete_retried_after_it_succeeded_is_reported_done(tmp_path: Path
     sandbox = _sandbox("applied-500@databases_delete_connectionPool#1")
     async with session(tmp_path, sandbox=sandbox, confirm="off") as s:
         done = await s.ok("digitalocean_delete_pool", cluster_id=PG_SMALL_ID, pool_name="web")
-        assert done["executed"] is True and "the retry found pool 'web' gone" in done["message"]
+        assert done["executed"] is True and 'the retry found pool "web" gone' in done["message"]
         assert s.mutations().count(("DELETE", "databases_delete_connectionPool")) == 2
 
 
 async def test_database_create_answered_500_that_did_create_reports_created(tmp_path: Path) -> None:
     async with session(tmp_path, sandbox=_sandbox("applied-500@databases_add#1")) as s:
         created = await s.ok("digitalocean_create_database", cluster_id=PG_SMALL_ID, database_name="late")
-        assert created["note"] == "DigitalOcean answered HTTP 500, but reading back shows database 'late' was created."
+        assert created["note"] == 'DigitalOcean answered HTTP 500, but reading back shows database "late" was created.'
 
 
 async def test_update_that_failed_on_the_server_is_an_upstream_error(tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ async def test_live_errors_name_the_object_and_the_token_variable(tmp_path: Path
         async with live_client(tmp_path, url) as client:
             result = await client.call_tool("digitalocean_get_pool", {"cluster_id": PG_SMALL_ID, "pool_name": "ghost"})
             assert result.is_error and result.structured_content is not None
-            assert result.structured_content["message"] == f"pool 'ghost' on cluster {PG_SMALL_ID} was not found"
+            assert result.structured_content["message"] == f'pool "ghost" on cluster {PG_SMALL_ID} was not found'
     with served(Sandbox(do_require_token="some-other-token")) as url:
         async with live_client(tmp_path, url, token_var="DIGITALOCEAN_ACCESS_TOKEN") as client:
             result = await client.call_tool("digitalocean_list_clusters", {})

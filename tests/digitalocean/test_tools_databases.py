@@ -54,7 +54,7 @@ async def test_delete_database_refused_by_the_user_keeps_it(tmp_path: Path, answ
 async def test_delete_database_used_by_pools_is_refused_before_asking(tmp_path: Path) -> None:
     async with session(tmp_path, answer="yes") as s:
         err = await s.error(DELETE, cluster_id=PG_MAIN_ID, database_name="app")
-        assert err["code"] == "conflict" and "app-session, app-tx" in err["message"]
+        assert err["code"] == "conflict" and '"app-session", "app-tx"' in err["message"]
         assert s.asked == [] and s.mutations() == []
         got = await s.ok("digitalocean_get_database", cluster_id=PG_MAIN_ID, database_name="app")
         assert got["pools"] == ["app-session", "app-tx"]
@@ -80,11 +80,11 @@ async def test_missing_database_and_cluster_are_named(tmp_path: Path) -> None:
     async with session(tmp_path) as s:
         err = await s.error("digitalocean_get_database", cluster_id=PG_MAIN_ID, database_name="ghost")
         assert (
-            err["code"] == "not_found" and err["message"] == f"database 'ghost' on cluster {PG_MAIN_ID} was not found"
+            err["code"] == "not_found" and err["message"] == f'database "ghost" on cluster {PG_MAIN_ID} was not found'
         )
         assert "digitalocean_list_databases" in err["hint"] and err["http_status"] == 404
         err = await s.error(DELETE, cluster_id=PG_MAIN_ID, database_name="ghost")
-        assert err["code"] == "not_found" and "'ghost'" in err["message"]
+        assert err["code"] == "not_found" and '"ghost"' in err["message"]
         err = await s.error("digitalocean_get_database", cluster_id=unknown, database_name="ghost")
         assert err["message"] == f"cluster {unknown} was not found" and "digitalocean_list_clusters" in err["hint"]
         err = await s.error("digitalocean_list_users", cluster_id=unknown)

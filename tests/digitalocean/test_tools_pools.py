@@ -59,7 +59,7 @@ async def test_pool_lifecycle_create_list_update_delete(tmp_path: Path, mode: st
         listed = await s.ok("digitalocean_list_pools", cluster_id=PG_MAIN_ID)
         assert listed["budget"]["allocated"] == 50
         if answer is not None:
-            assert len(s.asked) == 2 and "update pool: pool api-v2" in s.asked[0]
+            assert len(s.asked) == 2 and 'update pool: pool "api-v2"' in s.asked[0]
         audit = [json.loads(line) for line in s.audit.read_text().splitlines()]
         assert [r["outcome"] for r in audit if r["tool"] == DELETE][-1] == "executed"
 
@@ -91,9 +91,9 @@ async def test_question_shows_the_preview_and_stays_the_same(tmp_path: Path, mod
         await s.ok(UPDATE, cluster_id=PG_MAIN_ID, pool_name="app-tx", mode="statement")
         assert len(s.asked) == 1
         assert s.asked[0].startswith(
-            f"update pool: pool app-tx on cluster pg-main ({PG_MAIN_ID}) (mode transaction → statement). Impact: "
-            "pool now has mode transaction, size 20, db app, user app; "
-            "DigitalOcean reconfigures PgBouncer for pool app-tx; clients using it may be disconnected; statement "
+            f'update pool: pool "app-tx" on cluster "pg-main" ({PG_MAIN_ID}) (mode "transaction" → "statement"). '
+            'Impact: pool now has mode "transaction", size 20, db "app", user "app"; '
+            'DigitalOcean reconfigures PgBouncer for pool "app-tx"; clients using it may be disconnected; statement '
             "mode breaks clients that rely on session state such as named prepared statements. Proceed? (state "
         )
         assert re.fullmatch(r"[0-9a-f]{8}\)", s.asked[0].rsplit("(state ", 1)[1])

@@ -91,7 +91,7 @@ async def test_pgbouncer_update_pool_elicitation_accept_applies_the_change(
         await s.create(db_name, pool_size=2)
         done = await s.ok("pgbouncer_update_pool", database=db_name, pool_size=4, pool_mode="session")
         assert done["executed"] and done["confirmed_by"] == "elicitation"
-    assert len(s.asked) == 1 and f"database {db_name} on PgBouncer local" in s.asked[0]
+    assert len(s.asked) == 1 and f'database "{db_name}" on PgBouncer local' in s.asked[0]
     loaded = next(d for d in await admin.show_databases() if d.name == db_name)
     assert (loaded.pool_size, loaded.pool_mode) == (4, "session")
 

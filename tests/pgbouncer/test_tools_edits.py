@@ -75,8 +75,11 @@ async def test_pgbouncer_create_pool_reload_failure_restores_the_backup(
         async with session(local_pgbouncer, tmp_path) as s:
             error = await s.error("pgbouncer_create_pool", database=db_name, host="127.0.0.1", pool_size=3)
         assert error["code"] == "reload_failed"
-        assert f"database: file has {db_name}, PgBouncer shows None" in error["message"]
+        assert f'database: file has "{db_name}", PgBouncer shows None' in error["message"]
         assert "restored from its backup and reloaded" in error["message"]
+        # The file was broken before this call: saying "the previous configuration is in force" would be false.
+        assert 'did not fully load before this call either (database: file has "pp_broken"' in error["message"]
+        assert "in force" not in error["message"] + error["hint"]
         assert local_pgbouncer.ini_path.read_bytes() == broken
         assert db_name not in {d.name for d in await admin.show_databases()}
     audit = [json.loads(line) for line in s.audit.read_text().splitlines()]

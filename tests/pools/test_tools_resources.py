@@ -128,5 +128,5 @@ async def test_resize_pool_prompt_walks_through_the_budget_and_the_guarded_updat
     content = got.messages[0].content
     assert isinstance(content, TextContent)
     assert "digitalocean_list_pools" in content.text and "max, allocated, available" in content.text
-    assert f"digitalocean_update_pool(cluster_id='{PG_SMALL_ID}', pool_name='web'" in content.text
+    assert f'digitalocean_update_pool(cluster_id="{PG_SMALL_ID}", pool_name="web"' in content.text
     assert "confirm_token" in content.text

@@ -153,7 +153,7 @@ async def test_added_latency_only_delays_a_read(tmp_path: Path) -> None:
 async def test_create_pool_that_failed_without_applying_is_reported_not_created(tmp_path: Path, fault: str) -> None:
     async with rig(tmp_path, sandbox_with(f"{fault}@databases_add_connectionPool#1", timeout_s=30)) as r:
         err = await r.error("digitalocean_create_pool", **NEW_POOL)
-        assert "reading back shows no pool 'jobs': nothing was created" in err["message"]
+        assert 'reading back shows no pool "jobs": nothing was created' in err["message"]
         assert err["hint"] == "It is safe to call the tool again."
         assert r.sandbox.sent("POST", f"{SMALL}/pools") == 1 and r.pool(PG_SMALL_ID, "jobs") is None
         created = await r.ok("digitalocean_create_pool", **NEW_POOL)  # as the hint says: safe to call again
@@ -164,7 +164,7 @@ async def test_create_pool_that_failed_without_applying_is_reported_not_created(
 async def test_create_pool_that_applied_but_answered_500_is_reported_created_once(tmp_path: Path) -> None:
     async with rig(tmp_path, sandbox_with("applied-500@databases_add_connectionPool#1")) as r:
         created = await r.ok("digitalocean_create_pool", **NEW_POOL)
-        assert created["pool"]["size"] == 5 and "reading back shows pool 'jobs' was created" in created["note"]
+        assert created["pool"]["size"] == 5 and 'reading back shows pool "jobs" was created' in created["note"]
         assert r.sandbox.sent("POST", f"{SMALL}/pools") == 1  # never resent
         again = await r.error("digitalocean_create_pool", **NEW_POOL)
         assert again["code"] == "conflict" and "nothing was sent" in again["message"]
@@ -182,7 +182,7 @@ async def test_create_pool_answered_429_is_resent_because_it_was_refused(tmp_pat
 async def test_create_database_that_applied_but_answered_500_is_reported_created(tmp_path: Path) -> None:
     async with rig(tmp_path, sandbox_with("applied-500@databases_add#1")) as r:
         created = await r.ok("digitalocean_create_database", cluster_id=PG_SMALL_ID, database_name="late")
-        assert "reading back shows database 'late' was created" in created["note"]
+        assert 'reading back shows database "late" was created' in created["note"]
         assert r.sandbox.sent("POST", f"{SMALL}/dbs") == 1
         assert r.sandbox.digitalocean.clusters[PG_SMALL_ID].dbs.count("late") == 1
 
@@ -206,7 +206,7 @@ async def test_delete_pool_whose_retry_finds_it_gone_is_reported_done(tmp_path: 
         args = {"cluster_id": PG_SMALL_ID, "pool_name": "web"}
         token = await r.preview("digitalocean_delete_pool", **args)
         done = await r.ok("digitalocean_delete_pool", **args, confirm_token=token)
-        assert done["executed"] is True and "the retry found pool 'web' gone" in done["message"]
+        assert done["executed"] is True and 'the retry found pool "web" gone' in done["message"]
         assert done["deleted"]["name"] == "web"
         assert r.sandbox.sent("DELETE", f"{SMALL}/pools/web") == 2 and r.pool(PG_SMALL_ID, "web") is None
 
@@ -216,7 +216,7 @@ async def test_delete_pool_over_a_dropped_connection_is_retried(tmp_path: Path) 
         args = {"cluster_id": PG_SMALL_ID, "pool_name": "web"}
         token = await r.preview("digitalocean_delete_pool", **args)
         done = await r.ok("digitalocean_delete_pool", **args, confirm_token=token)
-        assert done["executed"] is True and done["message"] == "Pool web deleted."
+        assert done["executed"] is True and done["message"] == 'Pool "web" deleted.'
         assert r.sandbox.sent("DELETE", f"{SMALL}/pools/web") == 2 and r.pool(PG_SMALL_ID, "web") is None
 
 

@@ -134,7 +134,7 @@ async def test_job_poll_failure_still_returns_the_job_id(tmp_path: Path) -> None
         result = await s.confirmed(**switch_args())
         assert result["executed"] is True and result["wait_outcome"] == "poll_failed"
         job_id = result["job"]["job_id"]
-        assert f"taurusdb_get_job(job_id='{job_id}')" in result["message"] and "upstream_error" in result["message"]
+        assert f'taurusdb_get_job(job_id="{job_id}")' in result["message"] and "upstream_error" in result["message"]
         assert PROXY_SWITCHABLE in s.sandbox.taurusdb.jobs[job_id].proxy_id
 
 

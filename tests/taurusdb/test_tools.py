@@ -94,7 +94,7 @@ async def test_set_pool_type_token_path_waits_for_the_job_with_progress(tmp_path
         assert done["wait_outcome"] == "finished"
         job = done["job"]
         assert job["status"] == "Completed" and job["progress"] == 100 and job["fail_reason"] is None
-        assert job["job_id"] in done["message"] and "switched from CLOSED to SESSION" in done["message"]
+        assert job["job_id"] in done["message"] and 'switched from "CLOSED" to SESSION' in done["message"]
         assert s.pool_type(PROXY_SWITCHABLE) == "SESSION"
         # Received by the client: accepted at 0, the job Running part way, then done at 100.
         values = _increasing(s.progress)
@@ -113,7 +113,7 @@ async def test_set_pool_type_through_elicitation_reports_progress(tmp_path: Path
     async with session(tmp_path, mode=mode, answer="yes") as s:
         done = await s.ok(SET, **switch_args(pool_type="SESSION"))
         assert done["confirmed_by"] == "elicitation" and done["job"]["status"] == "Completed"
-        assert s.asked and "CLOSED → SESSION" in s.asked[0]
+        assert s.asked and '"CLOSED" → "SESSION"' in s.asked[0]
         assert _increasing(s.progress)[-1] == 100
         assert s.pool_type(PROXY_SWITCHABLE) == "SESSION"
         s.progress.clear()
@@ -148,7 +148,7 @@ async def test_set_pool_type_without_wait_returns_the_job_to_follow(tmp_path: Pa
         started = await s.confirmed(**switch_args(wait=False))
         assert started["wait_outcome"] == "not_waited" and started["job"]["status"] == "Pending"
         job_id = started["job"]["job_id"]
-        assert f"taurusdb_get_job(job_id='{job_id}')" in started["message"]
+        assert f'taurusdb_get_job(job_id="{job_id}")' in started["message"]
         assert s.progress == [] and s.clock.slept == []
         s.clock.advance(3)
         running = await s.ok("taurusdb_get_job", job_id=job_id)
@@ -200,7 +200,7 @@ async def test_set_pool_type_failed_job_is_a_result_with_the_reason(tmp_path: Pa
         assert result["executed"] is True and result["wait_outcome"] == "finished"
         assert result["job"]["status"] == "Failed"
         assert result["job"]["fail_reason"] == "Failed to switch the connection pool type."
-        assert "failed: Failed to switch" in result["message"]
+        assert 'failed: "Failed to switch' in result["message"]
         assert _increasing(s.progress)[-1] == 100
 
 

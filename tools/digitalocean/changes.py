@@ -16,6 +16,7 @@ from pydantic import Field
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
 from poolpilot.server.kernel.guard import Change, Confirm, ConfirmToken, Plan, Preview, asker, decide
 from poolpilot.server.kernel.state import app_state
+from poolpilot.server.kernel.text import quote, shown
 from poolpilot.server.kernel.tokens import fingerprint
 from poolpilot.tools.digitalocean import budget as budgets
 from poolpilot.tools.digitalocean.client import PROVIDER
@@ -57,7 +58,7 @@ __all__ = [
 # 25 connections per GB of RAM (budget.py): 25,000 is a 1 TB node, beyond any DigitalOcean plan. Larger numbers
 # are typos or overflow, refused before anything is read or sent.
 MAX_POOL_SIZE = 25_000
-Size = Annotated[int, Field(ge=1, le=MAX_POOL_SIZE, description="Backend connections")]
+Size = Annotated[int, Field(strict=True, ge=1, le=MAX_POOL_SIZE, description="Backend connections")]
 _FIELDS = ("mode", "size", "db", "user")
 
 
@@ -72,7 +73,7 @@ def _find(pools: list[ApiPool], name: str, cluster: ApiCluster) -> ApiPool:
     raise PoolpilotError(
         ErrorInfo(
             code="not_found",
-            message=f"pool {name!r} on cluster {cluster.id} ({cluster.name}) was not found",
+            message=f"pool {quote(name)} on cluster {cluster.id} ({quote(cluster.name)}) was not found",
             hint=f"List them with digitalocean_list_pools(cluster_id={cluster.id!r}) and use an exact name.",
             provider=PROVIDER,
             http_status=404,
@@ -109,8 +110,8 @@ async def digitalocean_create_pool(
             pool = pool_result(existing, cluster_id, do.backend, allow_secrets(ctx))
             return PoolCreated(backend=do.backend, target=where, pool=pool, budget=budget_of(cluster, sizes), note=note)
         raise _conflict(
-            f"pool {pool_name!r} already exists on {cluster.name} (mode {existing.mode}, size {existing.size}); "
-            "nothing was sent",
+            f"pool {quote(pool_name)} already exists on {quote(cluster.name)} "
+            f"(mode {quote(existing.mode)}, size {existing.size}); nothing was sent",
             "Use another name, or change it with digitalocean_update_pool.",
         )
     budgets.check_budget(cluster_name=cluster.name, size_slug=cluster.size, sizes=sizes, wanted=size)
@@ -135,10 +136,10 @@ class PoolUpdate:
 def _update_impact(current: PoolRow, wanted: PoolRow) -> str:
     # The pool's whole current state is in the question: on 2026-07-28 connections the plan is re-read every
     # round, so a pool changed by someone else while the user thinks must change the question (asked again).
-    now = f"mode {current.mode}, size {current.size}, db {current.db}, user {current.user}"
+    now = f"mode {quote(current.mode)}, size {current.size}, db {quote(current.db)}, user {shown(current.user)}"
     parts = [
         f"pool now has {now}",
-        f"DigitalOcean reconfigures PgBouncer for pool {current.name}; clients using it may be disconnected",
+        f"DigitalOcean reconfigures PgBouncer for pool {quote(current.name)}; clients using it may be disconnected",
     ]
     if wanted.mode != current.mode and wanted.mode in ("transaction", "statement"):
         parts.append(f"{wanted.mode} mode breaks clients that rely on session state such as named prepared statements")
@@ -204,8 +205,8 @@ async def _plan_update_pool(
     )
     no_change = None
     if not changes:
-        state = ", ".join(f"{f} {before[f]}" for f in _FIELDS)
-        no_change = f"Pool {pool_name} already has {state}; nothing was sent."
+        state = ", ".join(f"{f} {shown(before[f])}" for f in _FIELDS)
+        no_change = f"Pool {quote(pool_name)} already has {state}; nothing was sent."
     return Plan(
         preview=preview,
         fingerprint=fingerprint({"cluster": cluster.id, "pool": before}),
@@ -227,7 +228,7 @@ async def digitalocean_update_pool(
     size: Size | None = None,
     db: DbName | None = None,
     user: UserName | None = None,
-    inbound_user: Annotated[bool, Field(description="Switch to the inbound user (no pool user)")] = False,
+    inbound_user: Annotated[bool, Field(strict=True, description="Switch to the inbound user (no pool user)")] = False,
     confirm_token: ConfirmToken = None,
 ) -> PoolChange:
     """Change a pool's mode, size, db or user; omitted fields keep their value. Asks for confirmation first."""
@@ -243,14 +244,22 @@ async def digitalocean_update_pool(
         return PoolChange.model_validate({**fields, "before": plan.data.current})
     w = plan.data.wanted
     await do.put_pool(cluster_id, pool_name, mode=w.mode, size=w.size, db=w.db, user=w.user)
-    after = (await do.get_pool(cluster_id, pool_name)).row()
-    diff = "; ".join(f"{c.field} {c.before} → {c.after}" for c in plan.preview.changes)
-    message = f"Pool {pool_name} updated ({diff})."
+    fields.update(executed=True)
+    try:
+        after = (await do.get_pool(cluster_id, pool_name)).row()
+    except PoolpilotError as exc:
+        # The PUT was applied; only reading it back failed (say, a concurrent delete): report both, as executed.
+        message = (
+            f"The PUT updating pool {quote(pool_name)} was sent and accepted ({plan.preview.diff()}), but reading "
+            f"the pool back failed ({exc.info.code}: {exc.info.message}); its state now is unknown."
+        )
+        return PoolChange.model_validate({**fields, "message": message, "before": plan.data.current})
+    message = f"Pool {quote(pool_name)} updated ({plan.preview.diff()})."
     got, asked = after.model_dump(), w.model_dump()
     if got != asked:
-        odd = ", ".join(f"{f} {got[f]} (asked {asked[f]})" for f in _FIELDS if got[f] != asked[f])
+        odd = ", ".join(f"{f} {shown(got[f])} (asked {shown(asked[f])})" for f in _FIELDS if got[f] != asked[f])
         message += f" Reading it back shows other values than asked: {odd}."
-    fields.update(executed=True, message=message)
+    fields.update(message=message)
     return PoolChange.model_validate({**fields, "before": plan.data.current, "after": after})
 
 
@@ -265,7 +274,7 @@ async def _plan_delete_pool(ctx: Context, cluster_id: ClusterId, pool_name: Pool
         target=target("pool", pool_name, cluster),
         changes=[Change(field=f, before=getattr(pool, f), after=None) for f in _FIELDS],
         impact=(
-            f"clients that connect to database {pool_name} on the pool port fail; "
+            f"clients that connect to database {quote(pool_name)} on the pool port fail; "
             f"its {pool.size} connections return to the cluster's budget"
         ),
     )
@@ -294,7 +303,7 @@ async def digitalocean_delete_pool(
     if not decision.approved:
         return PoolDeletion.model_validate(fields)
     note = await do.delete_pool(cluster_id, pool_name)
-    message = f"Pool {pool_name} deleted" + (f" ({note})." if note else ".")
+    message = f"Pool {quote(pool_name)} deleted" + (f" ({note})." if note else ".")
     fields.update(executed=True, message=message)
     return PoolDeletion.model_validate({**fields, "deleted": plan.data})
 
@@ -315,7 +324,8 @@ async def digitalocean_create_database(ctx: Context, cluster_id: ClusterId, data
                 {**result, "note": "an earlier create reported a failure, but it did create it"}
             )
         raise _conflict(
-            f"database {database_name!r} already exists on {cluster.name}; nothing was sent", "Use another name."
+            f"database {quote(database_name)} already exists on {quote(cluster.name)}; nothing was sent",
+            "Use another name.",
         )
     args = {"cluster_id": cluster_id, "database_name": database_name}
     app_state(ctx).guard.start_write(tool="digitalocean_create_database", args=args, target=where, backend=do.backend)
@@ -334,14 +344,15 @@ async def _plan_delete_database(ctx: Context, cluster_id: ClusterId, database_na
         users = sorted(p.name for p in await do.list_pools(cluster_id) if p.db == database_name)
     if users:
         raise _conflict(
-            f"database {database_name!r} is used by pools {', '.join(users)} on {cluster.name}; nothing was sent",
+            f"database {quote(database_name)} is used by pools {', '.join(map(quote, users))} "
+            f"on {quote(cluster.name)}; nothing was sent",
             "Delete those pools or point them at another database (digitalocean_update_pool db=...) first.",
         )
     preview = Preview(
         action="delete database",
         target=target("database", database_name, cluster),
         changes=[Change(field="database", before=database_name, after=None)],
-        impact=f"every table and row in {database_name} is lost for good; backups are the only way back",
+        impact=f"every table and row in {quote(database_name)} is lost for good; backups are the only way back",
     )
     return Plan(
         preview=preview, fingerprint=fingerprint({"cluster": cluster.id, "db": database_name}), data=database_name
@@ -370,5 +381,5 @@ async def digitalocean_delete_database(
     if not decision.approved:
         return DatabaseDeletion.model_validate(fields)
     note = await do.delete_database(cluster_id, database_name)
-    fields.update(executed=True, message=f"Database {database_name} deleted" + (f" ({note})." if note else "."))
+    fields.update(executed=True, message=f"Database {quote(database_name)} deleted" + (f" ({note})." if note else "."))
     return DatabaseDeletion.model_validate({**fields, "deleted": True})

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Generic, TypeVar
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import quote as url_quote
 
 import anyio
 import httpx2
@@ -26,6 +27,7 @@ from pydantic import BaseModel
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.http import Upstream
 from poolpilot.server.kernel.state import OpenContext
+from poolpilot.server.kernel.text import quote, shown
 from poolpilot.tools.digitalocean.errors import hinter, parse_error
 from poolpilot.tools.digitalocean.models import ApiCluster, ApiDatabase, ApiPool, ApiUser
 from poolpilot.tools.digitalocean.settings import of
@@ -56,7 +58,9 @@ class Created(Generic[T]):
 
 
 def _seg(value: str) -> str:
-    return quote(value, safe="")
+    # quote() leaves "." alone, so the name rule (no "." or ".." name) is what keeps dot segments off the path;
+    # Upstream refuses any path the URL library would still rewrite.
+    return url_quote(value, safe="")
 
 
 def _counting(request: httpx2.Request) -> None:
@@ -109,7 +113,7 @@ class DigitalOceanClient:
 
     async def get_database(self, cluster_id: str, name: str) -> ApiDatabase:
         response = await self._get(
-            self._cluster_path(cluster_id, "dbs", name), f"database {name!r} on cluster {cluster_id}", cluster_id
+            self._cluster_path(cluster_id, "dbs", name), f"database {quote(name)} on cluster {cluster_id}", cluster_id
         )
         return ApiDatabase.model_validate(response.json()["db"])
 
@@ -118,7 +122,7 @@ class DigitalOceanClient:
 
     async def delete_database(self, cluster_id: str, name: str) -> str | None:
         return await self._delete(
-            self._cluster_path(cluster_id, "dbs", name), f"database {name!r} on cluster {cluster_id}", cluster_id
+            self._cluster_path(cluster_id, "dbs", name), f"database {quote(name)} on cluster {cluster_id}", cluster_id
         )
 
     # -- pools ---------------------------------------------------------------------------------------
@@ -129,7 +133,7 @@ class DigitalOceanClient:
 
     async def get_pool(self, cluster_id: str, name: str) -> ApiPool:
         response = await self._get(
-            self._cluster_path(cluster_id, "pools", name), f"pool {name!r} on cluster {cluster_id}", cluster_id
+            self._cluster_path(cluster_id, "pools", name), f"pool {quote(name)} on cluster {cluster_id}", cluster_id
         )
         return ApiPool.model_validate(response.json()["pool"])
 
@@ -143,7 +147,11 @@ class DigitalOceanClient:
         def differences(found: ApiPool) -> list[str]:
             wanted = {"mode": mode, "size": size, "db": db, "user": user or None}
             have = found.row().model_dump()
-            return [f"{key} {have[key]!r} (asked {value!r})" for key, value in wanted.items() if have[key] != value]
+            return [
+                f"{key} {shown(have[key])} (asked {shown(value)})"
+                for key, value in wanted.items()
+                if have[key] != value
+            ]
 
         return await self._create(("pool", cluster_id, name), body, ApiPool, differences)
 
@@ -155,13 +163,13 @@ class DigitalOceanClient:
         path = self._cluster_path(cluster_id, "pools", name)
         await self._named(
             self.upstream.request("PUT", path, json_body=body, idempotent=True, ok=(204,)),
-            f"pool {name!r} on cluster {cluster_id}",
+            f"pool {quote(name)} on cluster {cluster_id}",
             cluster_id,
         )
 
     async def delete_pool(self, cluster_id: str, name: str) -> str | None:
         return await self._delete(
-            self._cluster_path(cluster_id, "pools", name), f"pool {name!r} on cluster {cluster_id}", cluster_id
+            self._cluster_path(cluster_id, "pools", name), f"pool {quote(name)} on cluster {cluster_id}", cluster_id
         )
 
     # -- users ---------------------------------------------------------------------------------------
@@ -172,7 +180,7 @@ class DigitalOceanClient:
 
     async def get_user(self, cluster_id: str, name: str) -> ApiUser:
         response = await self._get(
-            self._cluster_path(cluster_id, "users", name), f"user {name!r} on cluster {cluster_id}", cluster_id
+            self._cluster_path(cluster_id, "users", name), f"user {quote(name)} on cluster {cluster_id}", cluster_id
         )
         return ApiUser.model_validate(response.json()["user"])
 
@@ -270,7 +278,7 @@ class DigitalOceanClient:
         kind, cluster_id, name = key
         root, collection = ("db", "dbs") if kind == "db" else ("pool", "pools")
         path = self._cluster_path(cluster_id, collection)
-        what = f"{'database' if kind == 'db' else kind} {name!r}"
+        what = f"{'database' if kind == 'db' else kind} {quote(name)}"
 
         async def read_back() -> M | None:
             return await self._find(self._cluster_path(cluster_id, collection, name), root, model)

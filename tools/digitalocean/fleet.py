@@ -25,6 +25,7 @@ from poolpilot.server.kernel.fleet import (
     wanted,
 )
 from poolpilot.server.kernel.state import ProviderClient
+from poolpilot.server.kernel.text import quote
 from poolpilot.tools.digitalocean.client import DigitalOceanClient
 from poolpilot.tools.digitalocean.lookups import budget_of
 from poolpilot.tools.digitalocean.models import ApiCluster, ApiDatabase, ApiPool, ApiUser
@@ -110,7 +111,7 @@ def _shrink_call(rows: list[OverviewRow], target_allocated: int) -> tuple[Sugges
         arguments={"cluster_id": largest.location, "pool_name": largest.pool, "size": new_size},
     )
     partial = "" if excess <= largest.size - 1 else " This alone is not enough; shrink another pool next."
-    return call, f"Shrink {largest.pool} from {largest.size} to {new_size}.{partial}"
+    return call, f"Shrink {quote(largest.pool)} from {largest.size} to {new_size}.{partial}"
 
 
 def do_budget(overview: Overview, t: Thresholds) -> list[Finding]:
@@ -137,7 +138,7 @@ def do_budget(overview: Overview, t: Thresholds) -> list[Finding]:
                 location=cluster_id,
                 pool=call.arguments["pool_name"] if call else None,  # type: ignore[arg-type]
                 evidence={"max": budget.max, "allocated": budget.allocated, "share": round(share, 3)},
-                explanation=f"Pools on {rows[0].location_name or cluster_id} allocate {budget.allocated} of "
+                explanation=f"Pools on {quote(rows[0].location_name or cluster_id)} allocate {budget.allocated} of "
                 f"{budget.max} backend connections ({share:.0%}). {how}",
                 suggested_call=call,
             )
@@ -163,9 +164,9 @@ def do_session_pools(overview: Overview, t: Thresholds) -> list[Finding]:
                     location=row.location,
                     pool=row.pool,
                     evidence={"mode": row.mode, "size": row.size, "max": budget.max, "share": round(share, 3)},
-                    explanation=f"Session pool {row.pool} pins {row.size} connections ({share:.0%} of the budget); "
-                    "transaction mode shares them, but breaks clients relying on session state (named prepared "
-                    "statements, SET, advisory locks, temp tables).",
+                    explanation=f"Session pool {quote(row.pool)} pins {row.size} connections "
+                    f"({share:.0%} of the budget); transaction mode shares them, but breaks clients relying on session "
+                    "state (named prepared statements, SET, advisory locks, temp tables).",
                     suggested_call=SuggestedCall(
                         tool="digitalocean_update_pool",
                         arguments={"cluster_id": row.location, "pool_name": row.pool, "mode": "transaction"},
@@ -182,14 +183,14 @@ def do_orphans(overview: Overview, t: Thresholds) -> list[Finding]:
             continue
         if row.db_exists is False:
             missing, call = (
-                f"database {row.db}",
+                f"database {quote(row.db)}",
                 SuggestedCall(
                     tool="digitalocean_delete_pool", arguments={"cluster_id": row.location, "pool_name": row.pool}
                 ),
             )
         elif row.user_exists is False:
             missing, call = (
-                f"user {row.user}",
+                f"user {quote(row.user)}",
                 SuggestedCall(
                     tool="digitalocean_update_pool",
                     arguments={"cluster_id": row.location, "pool_name": row.pool, "inbound_user": True},
@@ -210,7 +211,8 @@ def do_orphans(overview: Overview, t: Thresholds) -> list[Finding]:
                     "db_exists": row.db_exists,
                     "user_exists": row.user_exists,
                 },
-                explanation=f"Pool {row.pool} points at {missing}, which no longer exists: its clients cannot connect.",
+                explanation=f"Pool {quote(row.pool)} points at {missing}, which no longer exists: "
+                "its clients cannot connect.",
                 suggested_call=call,
             )
         )
@@ -221,9 +223,9 @@ ADAPTER = FleetAdapter(
     collect=_collect,
     rules=(do_budget, do_session_pools, do_orphans),
     resize_steps=(
-        "1. Call digitalocean_list_pools(cluster_id={location!r}) and read the budget: max, allocated, available.\n"
-        "2. Pick a size for pool {pool!r} that keeps allocated <= max (its current size counts as free).\n"
-        "3. Call digitalocean_update_pool(cluster_id={location!r}, pool_name={pool!r}, size=<new size>)."
+        "1. Call digitalocean_list_pools(cluster_id={location}) and read the budget: max, allocated, available.\n"
+        "2. Pick a size for pool {pool} that keeps allocated <= max (its current size counts as free).\n"
+        "3. Call digitalocean_update_pool(cluster_id={location}, pool_name={pool}, size=<new size>)."
     ),
     location="DO cluster id",
 )

@@ -13,6 +13,7 @@ from mcp.server.mcpserver import Context
 
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
 from poolpilot.server.kernel.state import app_state
+from poolpilot.server.kernel.text import quote
 from poolpilot.tools.digitalocean import budget as budgets
 from poolpilot.tools.digitalocean.client import PROVIDER, DigitalOceanClient
 from poolpilot.tools.digitalocean.models import ApiCluster, ApiPool, Budget, Pool, connection_from
@@ -116,7 +117,7 @@ def pool_result(pool: ApiPool, cluster_id: str, backend: str, allow: bool) -> Po
 
 
 def target(kind: str, name: str, cluster: ApiCluster) -> str:
-    return f"{kind} {name} on cluster {cluster.name} ({cluster.id})"
+    return f"{kind} {quote(name)} on cluster {quote(cluster.name)} ({cluster.id})"
 
 
 class _Settled(Generic[R]):

@@ -6,8 +6,9 @@ before anything is sent.
 Name rule (pools, databases, users). DigitalOcean documents only a length for pool names (3–60); the names
 go into URL paths, so we refuse what can never be a safe path segment whatever the encoding: `/` and `\\`
 (a proxy may split on them), `%` (a name like `a%2Fb` means something else to anything that decodes twice),
-`..` (dot segments are normalised away by URL libraries and proxies even when the rest is encoded),
-control characters and leading/trailing spaces. Everything else (`_`, `.`, `-`, letters, digits, even
+`..` anywhere and `.` as the whole name (dot segments are normalised away by URL libraries and proxies even
+when the rest is encoded), leading/trailing spaces, and what the kernel's name rule refuses everywhere
+(server/kernel/text.py: Unicode Cc, Cf, Zl, Zp). Everything else (`_`, `.`, `-`, letters, digits, even
 spaces inside) is allowed and always sent percent-encoded with `quote(v, safe='')`.
 """
 
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from poolpilot.server.kernel.guard import GuardedResult
+from poolpilot.server.kernel.text import check_name
 
 __all__ = [
     "ApiCluster",
@@ -58,12 +60,11 @@ __all__ = [
 
 POOL_MODES = ("session", "transaction", "statement")
 ENGINES = ("pg", "mysql", "redis", "valkey", "mongodb", "kafka", "opensearch", "advanced_pg", "advanced_mysql")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _cluster_id(value: str) -> str:
-    if not _UUID.match(value):
+    if not _UUID.fullmatch(value):  # fullmatch: `$` would let a trailing newline through
         raise ValueError("must be a cluster UUID such as 7f3d9a4b-2c6e-4b8f-a1d2-5e9c0b7a4f02")
     return value.lower()
 
@@ -75,8 +76,7 @@ def _safe_segment(value: str) -> str:
         raise ValueError("must not contain '%'")
     if ".." in value:
         raise ValueError("must not contain '..'")
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+    check_name(value)
     if value != value.strip():
         raise ValueError("must not start or end with a space")
     return value
@@ -98,7 +98,7 @@ UserName = Annotated[
 ]
 PoolMode = Literal["session", "transaction", "statement"]
 Engine = Literal["pg", "mysql", "redis", "valkey", "mongodb", "kafka", "opensearch", "advanced_pg", "advanced_mysql"]
-PageSize = Annotated[int, Field(ge=1, le=100, description="Rows per page")]
+PageSize = Annotated[int, Field(strict=True, ge=1, le=100, description="Rows per page")]
 Cursor = Annotated[str | None, Field(pattern=r"^[0-9]{1,6}$", description="next_cursor of the previous page")]
 
 

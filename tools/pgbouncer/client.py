@@ -20,6 +20,7 @@ import anyio
 
 from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError, internal_error, validation_error
 from poolpilot.server.kernel.state import OpenContext
+from poolpilot.server.kernel.text import shown
 from poolpilot.tools.pgbouncer import ini
 from poolpilot.tools.pgbouncer.admin import (
     INSTALL_HINT,
@@ -109,7 +110,9 @@ def loaded_differences(entry: ini.DatabaseEntry, row: ShowDatabasesRow | None) -
 
 
 def describe(differences: list[Difference]) -> str:
-    return "; ".join(f"{field}: file has {wanted}, PgBouncer shows {loaded}" for field, wanted, loaded in differences)
+    return "; ".join(
+        f"{field}: file has {shown(wanted)}, PgBouncer shows {shown(loaded)}" for field, wanted, loaded in differences
+    )
 
 
 @contextlib.contextmanager
@@ -353,7 +356,26 @@ class PgBouncerClient:
                 f"{path} was restored from its backup but RELOAD failed, so PgBouncer may still run the change until "
                 "it reloads: call pgbouncer_reload once it answers"
             )
-        return f"{path} was restored from its backup and reloaded: the previous configuration is in force"
+        return f"{path} was restored from its backup and reloaded; {await self._in_force(name, path)}"
+
+    async def _in_force(self, name: str, path: str) -> str:
+        """What PgBouncer runs after a roll-back: the restored file, unless that file did not fully load either
+        (it was already broken before this call), in which case PgBouncer keeps its last loaded values."""
+        try:
+            entries, loaded = self.read_ini(name).databases(), await self.databases(name)
+        except ini.InvalidSetting as exc:
+            return (
+                f"but that file was already broken ({exc.field}: {exc.message}): PgBouncer keeps its last loaded values"
+            )
+        except PoolpilotError:
+            return "whether PgBouncer runs all of it is unknown (reading it back failed): check pgbouncer_list_pools"
+        left = [d for entry in entries.values() for d in loaded_differences(entry, loaded.get(entry.name))]
+        if not left:
+            return "PgBouncer runs the previous configuration"
+        return (
+            f"that file did not fully load before this call either ({describe(left[:5])}): PgBouncer keeps its "
+            "last loaded values for those"
+        )
 
     async def aclose(self) -> None:
         consoles, self._consoles = list(self._consoles.values()), {}

@@ -20,6 +20,7 @@ from poolpilot.server.kernel.fleet import (
     wanted,
 )
 from poolpilot.server.kernel.state import ProviderClient
+from poolpilot.server.kernel.text import quote
 from poolpilot.tools.pgbouncer.client import PgBouncerClient
 from poolpilot.tools.pgbouncer.models import pool_rows
 
@@ -89,7 +90,7 @@ def pgbouncer_waiting(overview: Overview, t: Thresholds) -> list[Finding]:
                 location=row.location,
                 pool=row.pool,
                 evidence={"clients_waiting": waiting, "max_wait_s": wait, "pool_size": row.size},
-                explanation=f"{waiting} clients wait on {row.pool_label or row.pool} (longest {wait:.1f}s)"
+                explanation=f"{waiting} clients wait on {quote(row.pool_label or row.pool)} (longest {wait:.1f}s)"
                 + ("; grow the pool." if call else "; the pool is at the server limit: look at the queries instead."),
                 suggested_call=call,
             )
@@ -101,10 +102,10 @@ ADAPTER = FleetAdapter(
     collect=_collect,
     rules=(pgbouncer_waiting,),
     resize_steps=(
-        "1. Call pgbouncer_list_pools(instance={location!r}, database={pool!r}): clients waiting, max wait, "
+        "1. Call pgbouncer_list_pools(instance={location}, database={pool}): clients waiting, max wait, "
         "pool size, saturation.\n"
         "2. Pick a pool_size that stays within the database's max_db_connections and the server's limits.\n"
-        "3. Call pgbouncer_update_pool(instance={location!r}, database={pool!r}, pool_size=<new size>)."
+        "3. Call pgbouncer_update_pool(instance={location}, database={pool}, pool_size=<new size>)."
     ),
     location="PgBouncer instance",
 )

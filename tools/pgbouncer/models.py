@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from poolpilot.server.kernel.guard import GuardedResult
+from poolpilot.server.kernel.text import check_name
 from poolpilot.tools.pgbouncer.admin import ShowDatabasesRow, ShowPoolsRow, ShowStatsRow, quote_ident
 from poolpilot.tools.pgbouncer.ini import InvalidSetting
 
@@ -54,17 +54,20 @@ def _database_name(value: str) -> str:
     (no file line, console command or startup packet carries them). Checked before anything connects."""
     if len(value.encode("utf-8", "surrogatepass")) > 63:
         raise ValueError("longer than 63 bytes of UTF-8")
-    if any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in value):
-        raise ValueError("contains a control or line-break character")
-    return value
+    return check_name(value)  # the kernel's rule: no Cc/Cf/Zl/Zp/Cs character, not "." or ".."
 
 
 def _optional_database_name(value: str | None) -> str | None:
     return None if value is None else _database_name(value)
 
 
+def _optional_name(value: str | None) -> str | None:
+    return None if value is None else check_name(value)
+
+
 def _console_name(value: str) -> str:
     """A name the admin console can take as a quoted argument (PAUSE, RESUME, RECONNECT), known before connecting."""
+    check_name(value)
     try:
         quote_ident(value)
     except InvalidSetting as exc:
@@ -72,7 +75,11 @@ def _console_name(value: str) -> str:
     return value
 
 
-InstanceName = Annotated[str, Field(description="Configured PgBouncer instance name", min_length=1, max_length=64)]
+InstanceName = Annotated[
+    str,
+    Field(description="Configured PgBouncer instance name", min_length=1, max_length=64),
+    AfterValidator(check_name),
+]
 DatabaseName = Annotated[
     str,
     Field(description="Database name clients use through PgBouncer", min_length=1, max_length=63),
@@ -88,18 +95,30 @@ DatabaseFilter = Annotated[
     Field(description="Only this database", min_length=1, max_length=63),
     AfterValidator(_optional_database_name),
 ]
-WindowS = Annotated[float, Field(description="Sampling window in seconds; 0 = no sampling", ge=0, le=30)]
-PauseTimeoutS = Annotated[float, Field(description="Seconds to wait for active clients", ge=0.1, le=60)]
-PageSize = Annotated[int, Field(description="Rows per page", ge=1, le=100)]
+WindowS = Annotated[float, Field(strict=True, description="Sampling window in seconds; 0 = no sampling", ge=0, le=30)]
+PauseTimeoutS = Annotated[float, Field(strict=True, description="Seconds to wait for active clients", ge=0.1, le=60)]
+PageSize = Annotated[int, Field(strict=True, description="Rows per page", ge=1, le=100)]
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page", max_length=12)]
 # Numeric limits mirror ini.py's (what PgBouncer's atoi reads correctly), so the SDK refuses bad values first.
-Host = Annotated[str | None, Field(description="Server host, IP or unix socket dir", min_length=1, max_length=1024)]
-Port = Annotated[int | None, Field(description="Server port", ge=1, le=65535)]
-DbName = Annotated[str | None, Field(description="Database on the server", min_length=1, max_length=63)]
-User = Annotated[str | None, Field(description="Force this server user", min_length=1, max_length=63)]
-PoolSize = Annotated[int | None, Field(description="Server connections per user pool", ge=1, le=10_000)]
-ReservePool = Annotated[int | None, Field(description="Extra connections for waiting clients", ge=0, le=10_000)]
-MaxDbConnections = Annotated[int | None, Field(description="Cap for the database; 0 = none", ge=0, le=100_000)]
+Host = Annotated[
+    str | None,
+    Field(description="Server host, IP or unix socket dir", min_length=1, max_length=1024),
+    AfterValidator(_optional_name),
+]
+Port = Annotated[int | None, Field(strict=True, description="Server port", ge=1, le=65535)]
+DbName = Annotated[
+    str | None, Field(description="Database on the server", min_length=1, max_length=63), AfterValidator(_optional_name)
+]
+User = Annotated[
+    str | None, Field(description="Force this server user", min_length=1, max_length=63), AfterValidator(_optional_name)
+]
+PoolSize = Annotated[int | None, Field(strict=True, description="Server connections per user pool", ge=1, le=10_000)]
+ReservePool = Annotated[
+    int | None, Field(strict=True, description="Extra connections for waiting clients", ge=0, le=10_000)
+]
+MaxDbConnections = Annotated[
+    int | None, Field(strict=True, description="Cap for the database; 0 = none", ge=0, le=100_000)
+]
 
 
 class Thresholds(BaseModel):

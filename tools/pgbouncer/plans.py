@@ -14,6 +14,7 @@ from mcp.server.mcpserver import Context
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
 from poolpilot.server.kernel.guard import Change, Plan, Preview
 from poolpilot.server.kernel.state import app_state
+from poolpilot.server.kernel.text import quote
 from poolpilot.server.kernel.tokens import fingerprint
 from poolpilot.tools.pgbouncer import ini
 from poolpilot.tools.pgbouncer.client import PgBouncerClient, loaded_differences, masked_line
@@ -43,7 +44,7 @@ def pgb(ctx: Context) -> PgBouncerClient:
 
 
 def target(instance: str, database: str | None = None) -> str:
-    return f"database {database} on PgBouncer {instance}" if database else f"PgBouncer {instance}"
+    return f"database {quote(database)} on PgBouncer {instance}" if database else f"PgBouncer {instance}"
 
 
 @dataclass(frozen=True)

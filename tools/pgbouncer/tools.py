@@ -332,7 +332,8 @@ async def pgbouncer_reload(
         raise PoolpilotError(
             ErrorInfo(
                 code="reload_failed",
-                message=f"RELOAD was sent but PgBouncer {instance} did not load pgbouncer.ini ({describe(left)})",
+                message=f"RELOAD was sent but PgBouncer {instance} did not load pgbouncer.ini ({describe(left)}); "
+                "it keeps its last loaded values for those",
                 hint="PgBouncer's log names the line it rejected; fix the file, then call pgbouncer_reload again.",
                 provider="pgbouncer",
             )

@@ -20,6 +20,7 @@ from pydantic import Field
 
 from poolpilot.server.kernel.resources import JSON, reader
 from poolpilot.server.kernel.state import AppState
+from poolpilot.server.kernel.text import quote
 
 __all__ = ["register_extras"]
 
@@ -77,5 +78,7 @@ def _prompts(app: MCPServer[AppState], enabled: frozenset[str], steps: dict[str,
     @app.prompt(name="resize_pool", title="Resize a pool", description="Walk through the budget and a guarded update")
     async def resize_pool(provider: ProviderText, location: LocationText, pool: PoolText) -> str:
         chosen = _provider(provider, steps, required=True) or ""
+        # Both may be copied from provider data: quoted JSON-style (escapes visible), they are data in the prompt.
+        location, pool = quote(location), quote(pool)
         how = steps[chosen].format(location=location, pool=pool)
-        return f"Help me resize pool {pool!r} at {location!r} ({chosen}).\n{how}\n{_GUARDED}"
+        return f"Help me resize pool {pool} at {location} ({chosen}).\n{how}\n{_GUARDED}"

@@ -19,6 +19,7 @@ from poolpilot.server.kernel.fleet import (
     wanted,
 )
 from poolpilot.server.kernel.state import ProviderClient
+from poolpilot.server.kernel.text import quote
 from poolpilot.tools.taurusdb.client import TaurusDBClient
 from poolpilot.tools.taurusdb.models import ApiInstance
 from poolpilot.tools.taurusdb.tools import proxy_row
@@ -74,8 +75,8 @@ def taurusdb_closed(overview: Overview, t: Thresholds) -> list[Finding]:
             location=row.location,
             pool=row.pool,
             evidence={"connection_pool_type": row.mode, "switchable": row.switchable},
-            explanation=f"Proxy {row.pool_label or row.pool} has no connection pool; SESSION pooling reuses backend "
-            "connections for short-lived clients (sessions using PREPARE, temp tables or locks stay pinned).",
+            explanation=f"Proxy {quote(row.pool_label or row.pool)} has no connection pool; SESSION pooling reuses "
+            "backend connections for short-lived clients (sessions using PREPARE, temp tables or locks stay pinned).",
             suggested_call=SuggestedCall(
                 tool="taurusdb_set_proxy_pool_type",
                 arguments={"instance_id": row.location, "proxy_id": row.pool, "pool_type": "SESSION"},
@@ -91,8 +92,8 @@ ADAPTER = FleetAdapter(
     rules=(taurusdb_closed,),
     resize_steps=(
         "TaurusDB proxies have no pool size; only the pool type (CLOSED or SESSION) changes.\n"
-        "1. Call taurusdb_list_proxies(instance_id={location!r}) and check that proxy {pool!r} is switchable.\n"
-        "2. Call taurusdb_set_proxy_pool_type(instance_id={location!r}, proxy_id={pool!r}, pool_type=<type>)."
+        "1. Call taurusdb_list_proxies(instance_id={location}) and check that proxy {pool} is switchable.\n"
+        "2. Call taurusdb_set_proxy_pool_type(instance_id={location}, proxy_id={pool}, pool_type=<type>)."
     ),
     location="TaurusDB instance id",
 )

@@ -47,7 +47,7 @@ JobId = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$", description="job_i
 PoolType = Literal["CLOSED", "SESSION"]
 JobStatus = Literal["Pending", "Running", "Completed", "Failed"]
 WaitOutcome = Literal["finished", "timed_out", "poll_failed", "not_waited"]
-PageSize = Annotated[int, Field(ge=1, le=100, description="Rows per page")]
+PageSize = Annotated[int, Field(strict=True, ge=1, le=100, description="Rows per page")]
 Cursor = Annotated[str | None, Field(pattern=r"^[0-9]{1,6}$", description="next_cursor of the previous page")]
 
 

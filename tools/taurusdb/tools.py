@@ -30,6 +30,7 @@ from pydantic import Field
 from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.guard import Change, Confirm, ConfirmToken, Plan, Preview, Safety, asker, decide
 from poolpilot.server.kernel.state import ToolSpec, app_state
+from poolpilot.server.kernel.text import quote
 from poolpilot.server.kernel.tokens import fingerprint
 from poolpilot.tools.taurusdb.client import PROVIDER, TaurusDBClient
 from poolpilot.tools.taurusdb.models import (
@@ -65,8 +66,8 @@ _IMPACT: dict[str, str] = {
     "CLOSED": "TaurusDB runs a job on the proxy; then every client session holds its own backend connection again",
 }
 
-WaitArg = Annotated[bool, Field(description="Poll the job until it ends or timeout_s passes")]
-TimeoutArg = Annotated[int, Field(ge=5, le=1800, description="Max seconds to wait for the job")]
+WaitArg = Annotated[bool, Field(strict=True, description="Poll the job until it ends or timeout_s passes")]
+TimeoutArg = Annotated[int, Field(strict=True, ge=5, le=1800, description="Max seconds to wait for the job")]
 PoolTypeArg = Annotated[PoolType, Field(description="CLOSED: pooling off; SESSION: session-level pooling")]
 
 
@@ -95,7 +96,7 @@ def switch_blocker(entry: ApiProxyEntry) -> tuple[ErrorCode, str, str] | None:
     if proxy.status and proxy.status != "ACTIVE":
         return (
             "conflict",
-            f"the proxy is {proxy.status}, not ACTIVE",
+            f"the proxy is {quote(proxy.status)}, not ACTIVE",
             "Wait until taurusdb_list_proxies shows it ACTIVE, then retry.",
         )
     return None
@@ -163,13 +164,13 @@ async def _plan_switch(
     row = proxy_row(entry)
     preview = Preview(
         action="set connection-pool type",
-        target=f"proxy {row.name} ({proxy_id}) on instance {instance_id}",
+        target=f"proxy {quote(row.name)} ({proxy_id}) on instance {instance_id}",
         changes=[Change(field="connection_pool_type", before=row.pool_type, after=pool_type)],
         impact=_IMPACT[pool_type],
     )
     state = fingerprint({"instance": instance_id, "proxy": row.model_dump()})
     if row.pool_type == pool_type:
-        why = f"Proxy {row.name} already uses {pool_type}; no job was started and nothing was sent."
+        why = f"Proxy {quote(row.name)} already uses {pool_type}; no job was started and nothing was sent."
         return Plan(preview=preview, fingerprint=state, data=row, no_change=why)
     blocker = switch_blocker(entry)
     if blocker is not None:
@@ -177,7 +178,8 @@ async def _plan_switch(
         raise PoolpilotError(
             ErrorInfo(
                 code=code,
-                message=f"proxy {row.name} ({proxy_id}) cannot switch to {pool_type}: {reason}; nothing was sent",
+                message=f"proxy {quote(row.name)} ({proxy_id}) cannot switch to {pool_type}: {reason}; "
+                "nothing was sent",
                 hint=hint,
                 provider=PROVIDER,
             )
@@ -222,9 +224,9 @@ async def taurusdb_set_proxy_pool_type(
         # An unclear failure, but reading the proxy back showed the requested type.
         return PoolTypeChange.model_validate({**fields, "message": submitted.note, "pool_type_now": pool_type})
     job_id = submitted.job_id
-    follow = f"Follow it with taurusdb_get_job(job_id={job_id!r})."
+    follow = f"Follow it with taurusdb_get_job(job_id={quote(job_id)})."
     if not wait:
-        message = f"Switch accepted as job {job_id}; it runs on TaurusDB. {follow}"
+        message = f"Switch accepted as job {quote(job_id)}; it runs on TaurusDB. {follow}"
         job = Job(job_id=job_id, status="Pending")
         return PoolTypeChange.model_validate({**fields, "job": job, "wait_outcome": "not_waited", "message": message})
     try:
@@ -236,16 +238,20 @@ async def taurusdb_set_proxy_pool_type(
             state.audit.write({**record, "outcome": "cancelled_while_waiting", "job_id": job_id})
         raise
     now = await _pool_type_now(tdb, instance_id, proxy_id) if outcome == "finished" else None
+    job_text, now_text = quote(job_id), quote(now) if now else "unknown"
     if outcome == "timed_out":
-        message = f"Job {job_id} is still {job.status} after {timeout_s} s; it continues on TaurusDB. {follow}"
+        message = f"Job {job_text} is still {job.status} after {timeout_s} s; it continues on TaurusDB. {follow}"
     elif outcome == "poll_failed":
-        message = f"Switch accepted as job {job_id}, but checking it failed ({failure}). {follow}"
+        message = f"Switch accepted as job {job_text}, but checking it failed ({failure}). {follow}"
     elif job.status == "Failed":
-        message = f"Job {job_id} failed: {job.fail_reason or 'no reason given'}. The proxy shows {now or 'unknown'}."
+        reason = quote(job.fail_reason) if job.fail_reason else "no reason given"
+        message = f"Job {job_text} failed: {reason}. The proxy shows {now_text}."
     elif now == pool_type:
-        message = f"Proxy {plan.data.name} switched from {plan.data.pool_type} to {pool_type} (job {job_id})."
+        message = (
+            f"Proxy {quote(plan.data.name)} switched from {quote(plan.data.pool_type)} to {pool_type} (job {job_text})."
+        )
     else:
-        message = f"Job {job_id} completed, but the proxy reads {now or 'unknown'}; check taurusdb_list_proxies."
+        message = f"Job {job_text} completed, but the proxy reads {now_text}; check taurusdb_list_proxies."
     return PoolTypeChange.model_validate(
         {**fields, "job": job, "wait_outcome": outcome, "pool_type_now": now, "message": message}
     )
