@@ -31,6 +31,7 @@ class WiredSandbox(Sandbox):
         super().__init__(clock=clock, **kwargs)
         self.clock = clock
         self.wire: list[tuple[str, str]] = []
+        self.raw_paths: list[tuple[str, bytes]] = []  # (method, path as sent, still percent-encoded)
         # (method, path end) whose answer is slow to come back *after* the sandbox has acted on the request.
         self.slow_answers: set[tuple[str, str]] = set()
 
@@ -39,6 +40,7 @@ class WiredSandbox(Sandbox):
 
         async def handle(request: httpx2.Request) -> httpx2.Response:
             self.wire.append((request.method, request.url.path))
+            self.raw_paths.append((request.method, request.url.raw_path.partition(b"?")[0]))
             response = await inner.handle_async_request(request)
             if any(request.method == m and request.url.path.endswith(end) for m, end in self.slow_answers):
                 await self.clock.sleep(1.0)

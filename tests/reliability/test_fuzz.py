@@ -1,11 +1,18 @@
-"""Property tests over every tool's arguments: invalid input is refused before anything is sent.
+"""Property tests over every tool's arguments: invalid input is refused before anything is sent, and names that
+pass go out exactly as given.
 
 For each tool (listed from the registered faces, so a new tool is fuzzed, or fails here until it is described in
 `VALID`), hypothesis breaks one argument at a time — a bad value, a wrong JSON type, or a missing required
 argument — and checks that the answer is a `validation_error` naming that argument, that the text never quotes
 the rejected value (each carries a random sentinel), and that no request went upstream: the sandbox saw
 nothing, and the PgBouncer instance's DSN points at a closed port, so a connection attempt would end in
-`connection_error` rather than `validation_error`.
+`connection_error` rather than `validation_error`. Strings are broken with controls, Unicode Cf/Zl/Zp characters
+and whole-segment dots; integers and booleans with the same value in another type (strict inputs).
+
+`test_names_are_refused_before_any_request_or_sent_exactly` then feeds attacker-picked names (dot segments,
+separators, bidi and zero-width characters, and plain ones that pass) to every string argument with confirmation
+off: either nothing is sent, or every request path decodes, segment by segment, to fixed words, ids and the
+argument values themselves.
 
 One app and client per tool: hypothesis runs synchronously and reaches the client's event loop through an
 anyio blocking portal.
@@ -21,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -29,6 +37,7 @@ from hypothesis import strategies as st
 from mcp import Client
 
 from poolpilot.server.kernel.config import Settings
+from poolpilot.server.kernel.text import name_problem
 from poolpilot.server.shell.app import build_app
 from poolpilot.server.shell.registry import faces
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID
@@ -93,6 +102,9 @@ SENTINELS = st.text(string.ascii_letters + string.digits, min_size=24, max_size=
 # What can never be a safe URL path segment, a PgBouncer key or a console identifier.
 PATH_TRICKS = ["/", "\\", "..", "%2F", "%2e%2e", "%", "/../", "a/b"]
 CONTROLS = ["\x00", "\n", "\r", "\t", "\x1b", "\x7f", "\x85", "\u2028"]
+# Unicode Cf (bidi controls, zero-width, BOM, a tag character) and Zl/Zp: refused in every name (kernel rule).
+HIDDEN = ["\u2028", "\u2029", "\u202e", "\u2066", "\u200b", "\u200d", "\ufeff", "\u061c", "\U000e0041"]
+DOT_SEGMENTS = [".", ".."]
 UNICODE = ["池", "ünï", "\u202e", "🙂", "\ufeff"]
 HUGE = [10**12, 2**63, 2**64 + 1, 10**30, -(2**63) - 1]
 
@@ -100,11 +112,15 @@ URL_NAMES = {"pool_name", "db", "user", "database_name"}
 PATTERNED = {"cluster_id", "instance_id", "proxy_id", "job_id", "cursor"}
 PGB_INI_NAME_TOOLS = {"pgbouncer_create_pool", "pgbouncer_update_pool", "pgbouncer_delete_pool"}
 PGB_TEXT = {"dbname", "user"}  # 1-63 bytes of UTF-8, no control characters
-FREE_FILTERS = {"location"}  # pools_*: a filter by name, checked only for length and type
+FREE_FILTERS = {"location"}  # pools_*: a filter by name, checked for length, type and the kernel's name rule
 
 
 def _appending(trick: str) -> Make:
     return lambda s: s + trick
+
+
+def _whole(value: str) -> Make:
+    return lambda s: value
 
 
 def _with(tricks: list[str]) -> list[Make]:
@@ -114,23 +130,25 @@ def _with(tricks: list[str]) -> list[Make]:
 def _string_tricks(tool: str, field: str) -> list[str]:
     """Characters that make this string argument invalid whatever the rest of it is."""
     provider = tool.split("_", 1)[0]
-    if field in FREE_FILTERS or field == "confirm_token":
+    if field == "confirm_token":
         return []
     if provider == "pools" and field == "provider":
         return PATH_TRICKS + CONTROLS + UNICODE  # anything but an enabled provider's name
+    if field in FREE_FILTERS:
+        return CONTROLS + HIDDEN
     if provider == "pgbouncer" and field == "instance":
-        return PATH_TRICKS + CONTROLS  # anything but a configured name
+        return PATH_TRICKS + CONTROLS + HIDDEN  # anything but a configured name
     if provider == "pgbouncer" and field == "database" and tool in PGB_INI_NAME_TOOLS:
         # A pgbouncer.ini key is [A-Za-z0-9_.-]: ".." is a fine key there (no URL ever carries it).
-        return [t for t in PATH_TRICKS if t != ".."] + CONTROLS + [" ", "'", "=", *UNICODE]
+        return [t for t in PATH_TRICKS if t != ".."] + CONTROLS + HIDDEN + [" ", "'", "=", *UNICODE]
     if provider == "pgbouncer" and field == "host":
-        return [" ", ";", "'", "=", *CONTROLS]
+        return [" ", ";", "'", "=", *CONTROLS, *HIDDEN]
     if provider == "pgbouncer" and (field in PGB_TEXT or field == "database"):
-        return CONTROLS
+        return CONTROLS + HIDDEN
     if provider == "pgbouncer" and field == "cursor":
         return ["x", "-", " "]
     if field in URL_NAMES:
-        return PATH_TRICKS + CONTROLS[:7]  # U+2028 is no control character to DigitalOcean's rule
+        return PATH_TRICKS + CONTROLS + HIDDEN
     if field in PATTERNED:
         return PATH_TRICKS + CONTROLS + UNICODE
     raise AssertionError(f"say how to break {tool}.{field} in test_fuzz.py")
@@ -156,6 +174,7 @@ def ways(tool: str, field: str, schema: dict[str, Any]) -> list[Make]:
         if field == "confirm_token":
             return made
         made += _with(_string_tricks(tool, field))
+        made += [_whole(d) for d in DOT_SEGMENTS]  # a whole-segment dot: never a name, id or cursor
         if field in URL_NAMES and tool.startswith("digitalocean"):
             made += [lambda s: " " + s, lambda s: s + " "]
         if (field in PATTERNED and field != "job_id") or field == "instance":
@@ -168,8 +187,14 @@ def ways(tool: str, field: str, schema: dict[str, Any]) -> list[Make]:
             made.append(lambda s: "/" + s * 4)  # a socket path longer than sun_path allows
         return made
     if kind == "boolean":
-        return [*made, lambda s: s, lambda s: 2, lambda s: 0.5]
+        # Strict: no string, number or JSON-looking text stands in for a boolean.
+        return [*made, lambda s: s, lambda s: 2, lambda s: 0.5, lambda s: "true", lambda s: "false", lambda s: 1]
     made += [lambda s: s, lambda s: "ten", lambda s: "1e3x"]
+    # Strict: an in-range value in another type (bool, string, float) is refused, not coerced.
+    fine = VALID[tool].get(field, schema.get("minimum", 1))
+    made += [lambda s: True, lambda s: False, lambda s: str(fine)]
+    if kind == "integer":
+        made.append(lambda s: float(fine))
     low, high = schema.get("minimum"), schema.get("maximum")
     if high is not None:
         made += [lambda s: high + 1, *(lambda s, n=n: n for n in HUGE if n > high)]
@@ -245,7 +270,7 @@ def _closed_port() -> int:
 
 
 @contextmanager
-def fuzzer(tmp_path: Path) -> Iterator[Fuzzer]:
+def fuzzer(tmp_path: Path, **overrides: Any) -> Iterator[Fuzzer]:
     ini = tmp_path / "pgbouncer.ini"
     ini.write_text(INI)
     dsn = f"postgresql://fuzz:fuzz-secret@127.0.0.1:{_closed_port()}/pgbouncer?connect_timeout=1"
@@ -256,13 +281,14 @@ def fuzzer(tmp_path: Path) -> Iterator[Fuzzer]:
         backend="sandbox",
         audit_log=str(tmp_path / "audit.jsonl"),
         providers={"pgbouncer": PgBouncerSettings(instances=(instance,))},
+        **overrides,
     )
     app = build_app(app_settings, sandbox=sandbox, clock=clock, sleep=clock.sleep)
     with start_blocking_portal("asyncio") as portal, portal.wrap_async_context_manager(open_client(app)) as client:
         listed = portal.call(client.list_tools)
         schemas = {tool.name: tool.input_schema for tool in listed.tools}
         yield Fuzzer(portal, client, sandbox, schemas)
-    assert ini.read_text() == INI  # nothing was written either
+    assert ini.read_text() == INI or overrides  # nothing was written either
 
 
 @pytest.mark.parametrize("tool", TOOLS)
@@ -294,3 +320,62 @@ def test_invalid_arguments_are_refused_before_anything_is_sent(tool: str, tmp_pa
                 check(case(tool, field, *broken))
 
             more()
+
+
+# -- hostile names that pass validation reach the wire exactly as given ---------------------------------
+
+# Names as an attacker would pick them: dot segments whole or percent-encoded, separators, bidi and zero-width
+# characters, spaces, and plain letters (so that some values pass and go out).
+NAMEISH = (
+    st.sampled_from([".", "..", "%2E", "%2e%2e", ".a", "a.", "a..b", "a b", "...", "Zq.Zq", "app", "web"])
+    | st.text(
+        st.characters(categories=["Cc", "Cf", "Zl", "Zp", "Zs", "Lu", "Ll", "Nd"]) | st.sampled_from(list("._-%")),
+        min_size=1,
+        max_size=10,
+    )
+    | st.text(st.sampled_from([*"abcXYZ019._- ", "é", "池"]), min_size=3, max_size=12)
+)
+# The fixed words of both providers' paths: every other segment of a request must be an argument's value or an id.
+PATH_WORDS = {"", "v2", "databases", "pools", "dbs", "users", "v3", "instances", "proxies", "proxy", "jobs"}
+PATH_WORDS |= {"connection-pool-type", "connection-pool", "mysql", "taurus", "job", "v3.1"}
+
+
+def _name_fields(schema: dict[str, Any]) -> list[str]:
+    props = schema.get("properties", {})
+    return sorted(f for f, p in props.items() if _kind(p) == "string" and "enum" not in p and f != "confirm_token")
+
+
+def check_round_trip(f: Fuzzer, tool: str, field: str, value: str) -> None:
+    """Refused with no request sent, or every request's path is made of fixed words, ids and argument values
+    (percent-decoded, each a whole segment: nothing collapsed or rewritten), never a PUT/DELETE on a collection."""
+    before = len(f.sandbox.raw_paths)
+    args = {**VALID[tool], field: value}
+    result = f.portal.call(f.client.call_tool, tool, args)
+    data = result.structured_content or {}
+    sent = f.sandbox.raw_paths[before:]
+    if result.is_error and data.get("code") == "validation_error" and not sent:
+        return  # refused before any request
+    assert name_problem(value) is None, (tool, field, value, data)  # what breaks the name rule never gets here
+    known = {str(v) for v in args.values()} | PATH_WORDS
+    for method, raw in sent:
+        segments = [unquote(part.decode("ascii")) for part in raw.split(b"/")]
+        unknown = [seg for seg in segments if seg not in known and not (seg.isascii() and seg.isalnum())]
+        assert not unknown, (tool, field, value, method, raw)
+        if method in ("PUT", "DELETE"):
+            assert segments[-1] not in PATH_WORDS, (tool, value, method, raw)  # never the collection itself
+        if value in segments:
+            assert quote(value, safe="").encode() in raw.split(b"/"), (tool, value, raw)
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_names_are_refused_before_any_request_or_sent_exactly(tool: str, tmp_path: Path) -> None:
+    """Every string argument of every tool, with confirmation off so deletes and updates really go out."""
+    with fuzzer(tmp_path, confirm="off") as f:
+        for field in _name_fields(f.schemas[tool]):
+
+            @settings(max_examples=EXAMPLES * 5, deadline=None, derandomize=True, database=None)
+            @given(value=NAMEISH, field=st.just(field))
+            def each(value: str, field: str) -> None:
+                check_round_trip(f, tool, field, value)
+
+            each()

@@ -154,3 +154,25 @@ async def test_html_error_body_falls_back_to_status() -> None:
     assert caught.value.info.code == "not_found"
     assert caught.value.info.message == "p answered HTTP 404"
     assert "html" not in caught.value.info.text()
+
+
+@pytest.mark.parametrize("path", ["/v2/databases/c/dbs/.", "/v2/databases/c/dbs/..", "/v2/databases/c/./dbs/x"])
+async def test_a_path_the_url_library_would_rewrite_is_never_sent(path: str) -> None:
+    sent: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request.url.path)
+        return httpx2.Response(204)
+
+    up = Upstream(
+        provider="p",
+        backend="live",
+        client=httpx2.AsyncClient(base_url="http://x", transport=httpx2.MockTransport(handler)),
+        parse_error=lambda response: ProviderErrorParts(),
+        hint=_hint,
+    )
+    with pytest.raises(PoolpilotError) as caught:
+        await up.request("DELETE", path, idempotent=True, ok=(204,))
+    assert caught.value.info.code == "validation_error" and sent == [] and up.requests_sent == 0
+    assert (await up.request("DELETE", "/v2/databases/c/dbs/%2E", idempotent=True, ok=(204,))).status_code == 204
+    assert sent == ["/v2/databases/c/dbs/."]  # percent-encoded, the dot is data: sent as built

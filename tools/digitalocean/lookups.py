@@ -55,8 +55,8 @@ def require_pools(cluster: ApiCluster) -> None:
             ErrorInfo(
                 code="not_supported",
                 message=(
-                    f"connection pools exist only on PostgreSQL clusters (engine pg); {cluster.name} has engine "
-                    f"{cluster.engine}, so nothing was changed"
+                    f"connection pools exist only on PostgreSQL clusters (engine pg); {quote(cluster.name)} has engine "
+                    f"{quote(cluster.engine)}, so nothing was changed"
                 ),
                 hint=_NO_POOL_ENGINES_HINT,
                 provider=PROVIDER,
@@ -70,7 +70,7 @@ def require_databases(cluster: ApiCluster) -> None:
         raise PoolpilotError(
             ErrorInfo(
                 code="not_supported",
-                message=f"{cluster.name} is a {cluster.engine} cluster: it has no databases or users",
+                message=f"{quote(cluster.name)} is a {quote(cluster.engine)} cluster: it has no databases or users",
                 hint="Use a PostgreSQL or MySQL cluster.",
                 provider=PROVIDER,
             )
@@ -81,7 +81,7 @@ def check_db(cluster: ApiCluster, db: str, field: str = "db") -> None:
     if cluster.db_names is not None and db not in cluster.db_names:
         raise validation_error(
             field,
-            f"there is no such database on {cluster.name}",
+            f"there is no such database on {quote(cluster.name)}",
             allowed=cluster.db_names,
             hint="Use an allowed database or create it (digitalocean_create_database); nothing was sent.",
             provider=PROVIDER,
@@ -93,7 +93,7 @@ def check_user(cluster: ApiCluster, user: str) -> None:
     if names is not None and user not in names:
         raise validation_error(
             "user",
-            f"there is no such user on {cluster.name}",
+            f"there is no such user on {quote(cluster.name)}",
             allowed=names,
             hint="Use an allowed user; nothing was sent.",
             provider=PROVIDER,

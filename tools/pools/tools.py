@@ -9,7 +9,6 @@ names the exact call that would apply its fix, which the caller makes through th
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import replace
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
 from poolpilot.server.kernel.guard import Safety
 from poolpilot.server.kernel.state import AppState, ToolSpec, app_state
+from poolpilot.server.kernel.text import check_name
 from poolpilot.tools.pools.collect import adapters, collect, enabled_providers
 from poolpilot.tools.pools.models import Advice, Overview
 from poolpilot.tools.pools.rules import Thresholds, advise
@@ -31,10 +31,9 @@ ProviderFilter = Annotated[str | None, Field(max_length=64, description="Only th
 
 
 def _printable(value: str | None) -> str | None:
-    # Control and format characters (newlines, NUL, bidi overrides) are in no id or name; refused, not looked up.
-    if value is not None and any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
-        raise ValueError("must not contain control or format characters")
-    return value
+    # The kernel's name rule: hidden characters (newlines, NUL, bidi overrides, line separators) and dot segments
+    # are in no id or name; refused, not looked up.
+    return None if value is None else check_name(value)
 
 
 LocationFilter = Annotated[
