@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from poolpilot.server.kernel.provider import Provider, ProviderSettings
@@ -66,6 +67,11 @@ class Settings:
     sandbox_faults: tuple[str, ...] = ()
     # How long a sandbox job takes (None: the sandbox's own 2-6 s); tests of real subprocesses shorten it.
     sandbox_job_seconds: float | None = None
+    # Shared state of replicas (issue 19): Redis URL; stateful streamable HTTP session bounds.
+    state_url: str | None = field(default=None, repr=False)
+    session_idle_timeout_s: float = 600.0
+    max_sessions: int = 1000
+    max_sessions_per_client: int = 100
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     # What doctor shows of each setting read (secrets only as set/unset).
     shown: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -93,6 +99,8 @@ class Settings:
         values = [self.auth_token] + [v for p in self.providers.values() for v in p.secrets()]
         if self.confirm_secret:
             values.append(self.confirm_secret.decode("utf-8", "replace"))
+        if self.state_url:
+            values.append(urlsplit(self.state_url).password)
         return [v for v in values if v]
 
 
@@ -237,6 +245,29 @@ def optional_seconds(value: str | None, setting: str) -> float | None:
     return None if value is None else non_negative(value, setting, 0.0)
 
 
+def _count(value: str | None, setting: str, default: int) -> int:
+    number = int(non_negative(value, setting, default, integer=True))
+    if number < 1:
+        raise ConfigError(setting, "must be at least 1", "e.g. 100")
+    return number
+
+
+def _state_url(r: SettingsReader, secret: str | None) -> str | None:
+    url = r.get("state_url")
+    r.shown["state_url"] = "set" if url else "unset"  # a Redis URL may carry a password
+    if url is None:
+        return None
+    if urlsplit(url).scheme not in ("redis", "rediss"):  # the value may hold a password: never echoed
+        raise ConfigError("POOLPILOT_STATE_URL", "is not a redis:// or rediss:// URL", "e.g. redis://redis:6379/0")
+    if not secret:
+        raise ConfigError(
+            "POOLPILOT_STATE_URL",
+            "needs POOLPILOT_CONFIRM_SECRET (tokens and the store's key namespace come from it)",
+            "set the same POOLPILOT_CONFIRM_SECRET on every replica",
+        )
+    return url
+
+
 def default_audit_path(env: Mapping[str, str]) -> str:
     base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
     return str(Path(base) / "poolpilot" / "audit.jsonl")
@@ -295,6 +326,10 @@ def load_settings(
         stateless=r.flag("stateless"),
         sandbox_faults=csv(r.get("faults")) or (),
         sandbox_job_seconds=optional_seconds(r.get("sandbox_job_seconds"), "POOLPILOT_SANDBOX_JOB_SECONDS"),
+        state_url=_state_url(r, secret_raw),
+        session_idle_timeout_s=positive(r.get("session_idle_timeout_s"), "POOLPILOT_SESSION_IDLE_TIMEOUT_S", 600.0),
+        max_sessions=_count(r.get("max_sessions"), "POOLPILOT_MAX_SESSIONS", 1000),
+        max_sessions_per_client=_count(r.get("max_sessions_per_client"), "POOLPILOT_MAX_SESSIONS_PER_CLIENT", 100),
     )
     settings = complete(core, faces, r)
     for face in faces:

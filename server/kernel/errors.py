@@ -48,6 +48,7 @@ ErrorCode = Literal[
     "read_only",
     "tool_not_allowed",
     "audit_failed",
+    "state_store_unavailable",
     "reload_failed",
     "internal_error",
 ]

@@ -316,10 +316,11 @@ class Guard:
     ) -> tuple[Decision, Plan[T]]:
         """Approve, decline, or issue a token; returns the decision and the plan to execute (fresh)."""
         preview = plan.preview
+        await self.signer.nonces.ready()  # with a shared store configured, no decision without it (fail closed)
         if confirm_token is not None:
             # Checked before anything else: a replayed or stale token is refused as such, even when the target
             # meanwhile reached the requested state.
-            self.signer.redeem(confirm_token, tool, args, plan.fingerprint)
+            await self.signer.redeem(confirm_token, tool, args, plan.fingerprint)
         if plan.no_change is not None:
             return Decision(False, "no_change", plan.no_change, preview), plan
         if self.mode == "off":

@@ -11,7 +11,7 @@ need overlapping sets cannot deadlock. Across replicas a shared store can carry 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Protocol
 
 import anyio
@@ -20,15 +20,9 @@ __all__ = ["Distributed", "TargetLocks"]
 
 
 class Distributed(Protocol):
-    """A lock that spans replicas (the shared store), taken after the in-process one."""
+    """A lock that spans replicas (the shared store, server/kernel/store.py), taken after the in-process one."""
 
-    def hold(self, key: str) -> AsyncIteratorContext: ...
-
-
-class AsyncIteratorContext(Protocol):
-    async def __aenter__(self) -> object: ...
-
-    async def __aexit__(self, *exc: object) -> bool | None: ...
+    def hold(self, key: str) -> AbstractAsyncContextManager[object]: ...
 
 
 class TargetLocks:

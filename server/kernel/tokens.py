@@ -1,10 +1,10 @@
 """Single-use confirmation tokens: `base64url(payload).base64url(hmac_sha256(key, payload))`.
 
 The payload binds the tool, a hash of the canonical arguments (without the token), the target's
-fingerprint, an expiry and a nonce. Nonces are remembered until expiry so a token works once in this
-process; across replicas, the fingerprint is what stops a replay (after the change the target no longer
-matches). What remains is documented in the README: a replay on another replica against a target
-recreated identically within the token's lifetime.
+fingerprint, an expiry and a nonce. A redeemed nonce is claimed in the state store until the token expires:
+in this process by default, or in Redis shared by every replica (server/kernel/store.py). Without a shared
+store, across replicas only the fingerprint stops a replay, which leaves the window the README documents (a
+target recreated identically within the token's lifetime).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping
 
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.store import LocalStore, StateStore
 
 __all__ = ["TokenSigner", "canonical_args", "derive_key", "fingerprint"]
 
@@ -58,12 +58,17 @@ _NEW_PREVIEW = "Call the tool again without confirm_token to get a fresh preview
 
 
 class TokenSigner:
-    def __init__(self, secret: bytes | None, ttl_s: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        secret: bytes | None,
+        ttl_s: float,
+        clock: Callable[[], float] = time.time,
+        nonces: StateStore | None = None,
+    ) -> None:
         self._key = derive_key(secret or secrets.token_bytes(32), _CONFIRM_LABEL)
         self.ttl_s = ttl_s
         self._clock = clock
-        self._used: dict[str, float] = {}
-        self._lock = threading.Lock()
+        self.nonces: StateStore = nonces if nonces is not None else LocalStore(clock)
 
     def issue(self, tool: str, args: Mapping[str, object], target: str) -> tuple[str, float]:
         expires = self._clock() + self.ttl_s
@@ -78,7 +83,7 @@ class TokenSigner:
         mac = hmac.new(self._key, body, hashlib.sha256).digest()
         return f"{_b64(body)}.{_b64(mac)}", float(int(expires))
 
-    def redeem(self, token: str, tool: str, args: Mapping[str, object], target: str) -> None:
+    async def redeem(self, token: str, tool: str, args: Mapping[str, object], target: str) -> None:
         """Accept the token once for exactly this tool, arguments and target state, or raise."""
         try:
             body_text, mac_text = token.split(".", 1)
@@ -97,13 +102,14 @@ class TokenSigner:
         if now > float(payload.get("e", 0)):
             raise _invalid("the confirm_token has expired", _NEW_PREVIEW)
         nonce = str(payload.get("n"))
-        with self._lock:
-            self._used = {n: exp for n, exp in self._used.items() if exp >= now}
-            if nonce in self._used:
+        if payload.get("f") != target:
+            # Not claimed: a refusal consumes nothing. "Already used" still wins, as the likelier explanation.
+            if await self.nonces.used(nonce):
                 raise _invalid("the confirm_token was already used", _NEW_PREVIEW)
-            if payload.get("f") != target:
-                raise _invalid(
-                    "the target changed since the preview was made",
-                    "Get a fresh preview (call without confirm_token), show the user what changed, and ask again.",
-                )
-            self._used[nonce] = float(payload["e"])
+            raise _invalid(
+                "the target changed since the preview was made",
+                "Get a fresh preview (call without confirm_token), show the user what changed, and ask again.",
+            )
+        # One atomic claim (SET NX in a shared store): of two concurrent redemptions, on any replicas, one wins.
+        if not await self.nonces.claim(nonce, float(payload["e"]) - now + 1):
+            raise _invalid("the confirm_token was already used", _NEW_PREVIEW)

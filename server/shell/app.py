@@ -19,6 +19,7 @@ from poolpilot.server.kernel.provider import Provider
 from poolpilot.server.kernel.redact import Redactor
 from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
 from poolpilot.server.kernel.state import AppState, OpenContext, ToolSpec
+from poolpilot.server.kernel.store import open_store
 from poolpilot.server.kernel.tokens import REQUEST_STATE_LABEL, TokenSigner, derive_key
 from poolpilot.server.shell.registry import faces as registered
 
@@ -124,9 +125,10 @@ def build_app(
     redactor = Redactor(settings.secrets())
     configure_logging(redactor)
     audit_log = audit or AuditLog(settings.audit_log or "-", redactor, clock)
+    store = open_store(settings, clock)  # nonces and target locks: in this process, or in Redis for replicas
     guard = Guard(
         mode=settings.confirm,
-        signer=TokenSigner(settings.confirm_secret, settings.confirm_ttl_s, clock),
+        signer=TokenSigner(settings.confirm_secret, settings.confirm_ttl_s, clock, store),
         audit=audit_log,
     )
     if sandbox is None and any(settings.provider_backend(f.name) == "sandbox" and f.sandbox for f in enabled):
@@ -139,10 +141,12 @@ def build_app(
         sandbox=sandbox,
         providers={f.name: f for f in enabled},
     )
+    state.locks.distributed = store.lease
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with AsyncExitStack() as stack:
+            stack.push_async_callback(store.aclose)
             opened = OpenContext(settings=settings, redactor=redactor, sandbox=sandbox, clock=clock)
             if sleep is not None:
                 opened = dataclasses.replace(opened, sleep=sleep)
