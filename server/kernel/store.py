@@ -214,16 +214,25 @@ def open_store(settings: Settings, clock: Callable[[], float] = time.time) -> St
     return RedisStore(_client(settings.state_url), namespace)
 
 
+_PROBE_FIX = "start that Redis or fix POOLPILOT_STATE_URL; until then destructive calls are refused"
+
+
 class StoreProbe(NamedTuple):
     ok: bool
     detail: str
+    fix: str | None = _PROBE_FIX
 
 
-async def probe_store(url: str, timeout_s: float) -> StoreProbe:
+async def probe_store(url: str | None, timeout_s: float) -> StoreProbe:
     """For `poolpilot doctor`: reachable, server version, one set/get/delete round trip. Never shows the password."""
+    if url is None:
+        return StoreProbe(True, "in this process (one replica; set POOLPILOT_STATE_URL for several)", None)
     parts = urlsplit(url)
     where = f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}"
-    client = _client(url)
+    try:
+        client = _client(url)
+    except ConfigError as exc:
+        return StoreProbe(False, str(exc).replace(". Fix: ", ": "))
     key = f"poolpilot:doctor:{secrets.token_hex(8)}"
     try:
         with anyio.fail_after(timeout_s):
@@ -242,4 +251,4 @@ async def probe_store(url: str, timeout_s: float) -> StoreProbe:
             await client.aclose()
     if echoed != b"ok":
         return StoreProbe(False, f"{where} did not return what was written")
-    return StoreProbe(True, f"Redis {info.get('redis_version')} at {where}; set/get/delete in {elapsed:.1f} ms")
+    return StoreProbe(True, f"Redis {info.get('redis_version')} at {where}; set/get/delete in {elapsed:.1f} ms", None)

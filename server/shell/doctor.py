@@ -1,8 +1,8 @@
 """`poolpilot doctor`: one line per check (ok / warn / fail, with the exact fix), in the order a user needs them.
 
 Changes nothing and sends only reads, each bounded by `timeout_s`: DigitalOcean list clusters, TaurusDB list
-instances (limit 1), PgBouncer SHOW VERSION. A TaurusDB signature goes out once, never again (5 failures lock
-the key); when it is rejected, the server's `Date` header tells how far this machine's clock is off.
+instances (limit 1), PgBouncer SHOW VERSION, a scratch key set/read/deleted in the state store. A TaurusDB
+signature goes out once (5 failures lock the key); if rejected, its `Date` header tells this clock's skew.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from poolpilot.server.kernel.config import LOOPBACK, ConfigError, Settings, load_settings
 from poolpilot.server.kernel.probe import check as _check
 from poolpilot.server.kernel.provider import Check, Provider
+from poolpilot.server.kernel.store import probe_store
 from poolpilot.server.shell.registry import faces as registered
 
 __all__ = ["Check", "DoctorReport", "diagnose", "render", "run_doctor"]
@@ -125,6 +126,11 @@ def _http(settings: Settings) -> list[Check]:
     return checks
 
 
+async def _store(settings: Settings, timeout_s: float) -> list[Check]:
+    found = await probe_store(settings.state_url, timeout_s)  # reachable, version, one set/get/delete round trip
+    return [_check("state store", "ok" if found.ok else "fail", found.detail, found.fix)]
+
+
 Probe = Callable[[Settings, float], Awaitable[list[Check]]]
 
 
@@ -166,6 +172,7 @@ async def diagnose(
             and (settings.toolsets is None or face.name in settings.toolsets)
             and settings.provider_backend(face.name) == "live"
         ]
+        probes.append(_store)  # the shared state store, when configured (issue 19)
         results: list[list[Check]] = [[] for _ in probes]
 
         async def run(index: int, probe: Probe) -> None:
