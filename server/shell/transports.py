@@ -6,7 +6,8 @@ switches itself on for loopback binds, so poolpilot passes explicit settings for
 
 Several replicas behind a load balancer: run `--stateless` with the same `POOLPILOT_CONFIRM_SECRET` on every
 replica (confirmation tokens and the SDK's sealed request state are both keyed from it). Stateful mode needs
-stickiness on the `Mcp-Session-Id` header and idle timeouts longer than a user takes to answer.
+stickiness on the `Mcp-Session-Id` header and idle timeouts longer than a user takes to answer; its sessions are
+bounded in number, per client address and idle time (server/shell/sessions.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from poolpilot.server.kernel.config import LOOPBACK, ConfigError, Settings
+from poolpilot.server.shell.sessions import SessionLimits
 
 if TYPE_CHECKING:
     import uvicorn
@@ -142,8 +144,19 @@ def http_app(app: MCPServer[Any], settings: Settings) -> ASGIApp:
         inner: ASGIApp = app.sse_app(transport_security=security, host=settings.host)
     else:
         inner = app.streamable_http_app(
-            stateless_http=settings.stateless, transport_security=security, host=settings.host
+            stateless_http=settings.stateless,
+            transport_security=security,
+            host=settings.host,
+            session_idle_timeout=settings.session_idle_timeout_s,
+            max_sessions=settings.max_sessions,
         )
+        if not settings.stateless:
+            inner = SessionLimits(
+                inner,
+                max_sessions=settings.max_sessions,
+                per_client=settings.max_sessions_per_client,
+                idle_timeout_s=settings.session_idle_timeout_s,
+            )
     return BearerAuth(inner, settings.auth_token) if settings.auth_token else inner
 
 
