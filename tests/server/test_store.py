@@ -12,13 +12,14 @@ import anyio
 import pytest
 from redis.asyncio import Redis
 
-from poolpilot.server.kernel.config import Settings
+from poolpilot.server.kernel.config import ConfigError, Settings, load_settings
 from poolpilot.server.kernel.errors import PoolpilotError
 from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
 from poolpilot.server.kernel.store import LocalStore, RedisStore, StateStore, open_store, probe_store
 from poolpilot.server.kernel.tokens import TokenSigner
+from poolpilot.server.shell.doctor import diagnose
 from tests.store_support import SECRET, RedisServer, redis_server
-from tests.support import ManualClock, error_model, make_app, ok_data, open_client
+from tests.support import ManualClock, error_model, free_port, make_app, ok_data, open_client
 
 PG_SMALL = "3b1e1c2a-5d0f-4c6e-9a41-0e2f7d8c1a01"
 ARGS = {"cluster_id": "c", "pool_name": "web"}
@@ -172,3 +173,28 @@ async def test_store_outage_refuses_destructive_calls_keeps_reads_and_recovers(t
             server.start()
             done = ok_data(await client.call_tool("digitalocean_delete_pool", {**args, "confirm_token": token}))
             assert done["executed"] is True
+
+
+def test_state_url_must_be_redis_needs_the_secret_and_its_password_is_redacted() -> None:
+    secret = {"POOLPILOT_CONFIRM_SECRET": SECRET}
+    with pytest.raises(ConfigError) as scheme:
+        load_settings({}, {**secret, "POOLPILOT_STATE_URL": "http://user:pw-0123456789@cache:6379"})
+    assert "POOLPILOT_STATE_URL" in str(scheme.value) and "pw-0123456789" not in str(scheme.value)
+    with pytest.raises(ConfigError) as no_secret:
+        load_settings({}, {"POOLPILOT_STATE_URL": "redis://cache:6379/0"})
+    assert "POOLPILOT_CONFIRM_SECRET" in str(no_secret.value)
+    settings = load_settings({}, {**secret, "POOLPILOT_STATE_URL": "rediss://:pw-0123456789@cache:6380/1"})
+    assert "pw-0123456789" in settings.secrets()  # the redactor takes every operator secret from here
+
+
+async def test_doctor_checks_the_store_and_fails_naming_the_variable_when_it_is_down(
+    redis: RedisServer, tmp_path: Path
+) -> None:
+    env = {"POOLPILOT_CONFIRM_SECRET": SECRET, "POOLPILOT_AUDIT_LOG": str(tmp_path / "a.jsonl")}
+    up = await diagnose({}, {**env, "POOLPILOT_STATE_URL": redis.url}, timeout_s=5)
+    (line,) = [c for c in up.checks if c.name == "state store"]
+    assert line.status == "ok" and "Redis 7" in line.detail
+    assert up.settings["state_url"].value == "set"  # the URL may hold a password: never shown
+    down = await diagnose({}, {**env, "POOLPILOT_STATE_URL": f"redis://127.0.0.1:{free_port()}/0"}, timeout_s=5)
+    (line,) = [c for c in down.checks if c.name == "state store"]
+    assert line.status == "fail" and line.fix is not None and "POOLPILOT_STATE_URL" in line.fix and not down.ok
