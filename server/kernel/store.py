@@ -39,6 +39,11 @@ LEASE_S = 30.0
 LOCK_WAIT_S = 60.0  # longer than one upstream call with its retries; then the waiting call gets `conflict`
 STORE_TIMEOUT_S = 2.0
 
+# Take the lease and number it in one step, so fencing numbers grow in the order the lease was taken.
+_TAKE = (
+    "if redis.call('exists', KEYS[1]) == 1 then return 0 end "
+    "local fence = redis.call('incr', KEYS[2]) redis.call('set', KEYS[1], fence, 'PX', ARGV[1]) return fence"
+)
 # Extend / delete the lease only while it still carries our fencing number: a holder whose lease ran out (and was
 # taken by another replica) must not extend or release the new owner's lock.
 _IF_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call({}) else return 0 end"
@@ -139,12 +144,11 @@ class RedisStore:
     async def hold(self, key: str) -> AsyncIterator[object]:
         """The lease on `key`, yielding its fencing number (strictly increasing per key)."""
         name = self._prefix + "lock:" + key
-        fence = str(await self._call(self._redis.incr(self._prefix + "fence:" + key)))
         lease_ms = int(LEASE_S * 1000)
         try:
             with anyio.fail_after(LOCK_WAIT_S):
-                while not await self._take(name, fence, lease_ms):  # noqa: ASYNC110 - a remote lock: nothing to await
-                    await anyio.sleep(0.05)  # another replica holds it; Redis has no blocking SET NX
+                while not (fence := await self._take(name, self._prefix + "fence:" + key, lease_ms)):  # noqa: ASYNC110
+                    await anyio.sleep(0.05)  # another replica holds it; Redis has no blocking SET NX to wait on
         except TimeoutError:
             raise PoolpilotError(
                 ErrorInfo(
@@ -167,9 +171,10 @@ class RedisStore:
                 except self._errors as exc:  # the lease then runs out by itself
                     log.warning("could not release a target lock (%s); it expires by itself", type(exc).__name__)
 
-    async def _take(self, name: str, fence: str, lease_ms: int) -> bool:
-        taken = self._redis.set(name, fence, nx=True, px=lease_ms)
-        return bool(await self._call(cast("Awaitable[bool | None]", taken)))
+    async def _take(self, name: str, counter: str, lease_ms: int) -> str:
+        """The fencing number now holding the lease, or "" when another holder has it."""
+        taken = await self._call(cast("Awaitable[int]", self._redis.eval(_TAKE, 2, name, counter, lease_ms)))
+        return str(taken) if taken else ""
 
     async def _renew(self, name: str, fence: str, lease_ms: int) -> None:
         while True:

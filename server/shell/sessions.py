@@ -56,11 +56,7 @@ class SessionLimits:
         self._clock = clock
         self._sessions: dict[str, _Session] = {}  # in the order they were opened
         self._pending = _Pending()
-        self._admission = anyio.Lock()
-        self.evicted = 0
-
-    def open_sessions(self) -> int:
-        return len(self._sessions)
+        self._admission = anyio.Lock()  # one admission at a time decides, so two cannot take the same room
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,7 +142,6 @@ class SessionLimits:
     async def _end(self, session_id: str) -> None:
         """A DELETE for the session, as its client would send to close it: the SDK frees it the usual way."""
         session = self._sessions.pop(session_id)
-        self.evicted += 1
         delivered = False
 
         async def receive() -> Message:
