@@ -29,9 +29,8 @@ from anyio.abc import SocketAttribute, SocketStream
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from poolpilot.server.kernel.sandbox import Sandbox
 from tests.store_support import SECRET, RedisServer, redis_server
-from tests.support import error_model, free_port, ok_data, served
+from tests.support import Sandbox, error_model, free_port, ok_data, served
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_SMALL = "3b1e1c2a-5d0f-4c6e-9a41-0e2f7d8c1a01"

@@ -14,12 +14,12 @@ from redis.asyncio import Redis
 
 from poolpilot.server.kernel.config import ConfigError, Settings, load_settings
 from poolpilot.server.kernel.errors import PoolpilotError
-from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.server.kernel.sandbox import FaultPlan
 from poolpilot.server.kernel.store import LocalStore, RedisStore, StateStore, open_store, probe_store
 from poolpilot.server.kernel.tokens import TokenSigner
 from poolpilot.server.shell.doctor import diagnose
 from tests.store_support import SECRET, RedisServer, redis_server
-from tests.support import ManualClock, error_model, free_port, make_app, ok_data, open_client
+from tests.support import ManualClock, Sandbox, error_model, free_port, make_app, ok_data, open_client
 
 PG_SMALL = "3b1e1c2a-5d0f-4c6e-9a41-0e2f7d8c1a01"
 ARGS = {"cluster_id": "c", "pool_name": "web"}
