@@ -167,8 +167,8 @@ async def test_create_pool_with_a_taken_name_is_a_conflict(tmp_path: Path) -> No
         assert s.mutations() == []
 
 
-@pytest.mark.parametrize("cluster_id", [MYSQL_APP_ID, PG_ADVANCED_ID])
-async def test_pool_tools_explain_that_pools_need_postgresql(tmp_path: Path, cluster_id: str) -> None:
+async def test_pool_tools_explain_that_pools_need_postgresql(tmp_path: Path) -> None:
+    cluster_id = MYSQL_APP_ID
     async with session(tmp_path) as s:
         calls: list[tuple[str, dict[str, Any]]] = [
             ("digitalocean_list_pools", {}),
@@ -181,6 +181,27 @@ async def test_pool_tools_explain_that_pools_need_postgresql(tmp_path: Path, clu
             err = await s.error(tool, cluster_id=cluster_id, **args)
             assert err["code"] == "not_supported", tool
             assert "only on PostgreSQL clusters" in err["message"] and "engine pg" in err["hint"]
+        assert s.mutations() == []
+
+
+async def test_advanced_pg_pools_are_readable_and_writes_are_refused_with_the_reason(tmp_path: Path) -> None:
+    async with session(tmp_path) as s:
+        listed = await s.ok("digitalocean_list_pools", cluster_id=PG_ADVANCED_ID)
+        assert listed["rows"] == [] and listed["budget"] == {"max": None, "allocated": 0, "available": None}
+        missing = await s.error("digitalocean_get_pool", cluster_id=PG_ADVANCED_ID, pool_name="any-pool")
+        assert missing["code"] == "not_found"
+        cluster = await s.ok("digitalocean_get_cluster", cluster_id=PG_ADVANCED_ID)
+        assert cluster["pools_supported"] is True and cluster["engine"] == "advanced_pg"
+        writes: list[tuple[str, dict[str, Any]]] = [
+            (CREATE, {"pool_name": "p-1", "mode": "session", "size": 1, "db": "defaultdb"}),
+            (UPDATE, {"pool_name": "any-pool", "size": 2}),
+            (DELETE, {"pool_name": "any-pool"}),
+        ]
+        for tool, args in writes:
+            err = await s.error(tool, cluster_id=PG_ADVANCED_ID, **args)
+            assert err["code"] == "not_supported", tool
+            assert "documents pool changes for PostgreSQL clusters (engine pg) only" in err["message"]
+            assert "digitalocean_list_pools" in err["hint"]
         assert s.mutations() == []
 
 

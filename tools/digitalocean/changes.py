@@ -23,6 +23,7 @@ from poolpilot.tools.digitalocean.client import PROVIDER
 from poolpilot.tools.digitalocean.lookups import (
     allow_secrets,
     budget_of,
+    budget_warning,
     check_db,
     check_user,
     client,
@@ -32,6 +33,7 @@ from poolpilot.tools.digitalocean.lookups import (
     target,
 )
 from poolpilot.tools.digitalocean.models import (
+    PG_ENGINES,
     ApiCluster,
     ApiPool,
     ClusterId,
@@ -95,7 +97,7 @@ async def digitalocean_create_pool(
 ) -> PoolCreated:
     """Create a PgBouncer pool; refused before sending if it would exceed the cluster's connection budget."""
     do = client(ctx)
-    cluster, pools = await cluster_and_pools(do, cluster_id)
+    cluster, pools = await cluster_and_pools(do, cluster_id, write=True)
     check_db(cluster, db)
     if user is not None:
         check_user(cluster, user)
@@ -120,7 +122,8 @@ async def digitalocean_create_pool(
     created = await do.add_pool(cluster_id, name=pool_name, mode=mode, size=size, db=db, user=user)
     pool = pool_result(created.value, cluster_id, do.backend, allow_secrets(ctx))
     after = budget_of(cluster, [*sizes, created.value.size])
-    return PoolCreated(backend=do.backend, target=where, pool=pool, budget=after, note=created.note)
+    note = " ".join(n for n in (created.note, budget_warning(cluster)) if n) or None
+    return PoolCreated(backend=do.backend, target=where, pool=pool, budget=after, note=note)
 
 
 # -- update pool (DESTRUCTIVE) ----------------------------------------------------------------------
@@ -172,7 +175,7 @@ async def _plan_update_pool(
             hint="Give at least one of the allowed arguments (omitted ones keep their value); nothing was sent.",
         )
     do = client(ctx)
-    cluster, pools = await cluster_and_pools(do, cluster_id)
+    cluster, pools = await cluster_and_pools(do, cluster_id, write=True)
     current = _find(pools, pool_name, cluster).row()
     if db is not None:
         check_db(cluster, db)
@@ -197,11 +200,12 @@ async def _plan_update_pool(
         )
     before, after = current.model_dump(), wanted.model_dump()
     changes = [Change(field=f, before=before[f], after=after[f]) for f in _FIELDS if before[f] != after[f]]
+    unchecked = budget_warning(cluster) if wanted.size > current.size else None
     preview = Preview(
         action="update pool",
         target=target("pool", pool_name, cluster),
         changes=changes,
-        impact=_update_impact(current, wanted),
+        impact=_update_impact(current, wanted) + (f" {unchecked}" if unchecked else ""),
     )
     no_change = None
     if not changes:
@@ -267,7 +271,7 @@ async def digitalocean_update_pool(
 
 
 async def _plan_delete_pool(ctx: Context, cluster_id: ClusterId, pool_name: PoolName) -> Plan[PoolRow]:
-    cluster, pools = await cluster_and_pools(client(ctx), cluster_id)
+    cluster, pools = await cluster_and_pools(client(ctx), cluster_id, write=True)
     pool = _find(pools, pool_name, cluster).row()
     preview = Preview(
         action="delete pool",
@@ -340,7 +344,7 @@ async def _plan_delete_database(ctx: Context, cluster_id: ClusterId, database_na
     if cluster.db_names is None or database_name not in cluster.db_names:
         await do.get_database(cluster_id, database_name)  # a 404 names what is missing
     users: list[str] = []
-    if cluster.engine == "pg":
+    if cluster.engine in PG_ENGINES:
         users = sorted(p.name for p in await do.list_pools(cluster_id) if p.db == database_name)
     if users:
         raise _conflict(

@@ -28,7 +28,7 @@ from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.http import Upstream
 from poolpilot.server.kernel.state import OpenContext
 from poolpilot.server.kernel.text import quote, shown
-from poolpilot.tools.digitalocean.errors import hinter, parse_error
+from poolpilot.tools.digitalocean.errors import hinter, json_or_none, member, next_page, parse_error, read_body
 from poolpilot.tools.digitalocean.models import ApiCluster, ApiDatabase, ApiPool, ApiUser
 from poolpilot.tools.digitalocean.settings import of
 
@@ -99,23 +99,23 @@ class DigitalOceanClient:
             [("tag_name", tag_name)] if tag_name else None
         )
         items = await self._list("/v2/databases", "databases", params)
-        return [ApiCluster.model_validate(item) for item in items]
+        return [read_body(ApiCluster, item, "the cluster list") for item in items]
 
     async def get_cluster(self, cluster_id: str) -> ApiCluster:
-        response = await self._get(self._cluster_path(cluster_id), f"cluster {cluster_id}", cluster_id=None)
-        return ApiCluster.model_validate(response.json()["database"])
+        what = f"cluster {cluster_id}"
+        response = await self._get(self._cluster_path(cluster_id), what, cluster_id=None)
+        return read_body(ApiCluster, member(response, "database", what), what)
 
     # -- databases -----------------------------------------------------------------------------------
 
     async def list_databases(self, cluster_id: str) -> list[ApiDatabase]:
         items = await self._list(self._cluster_path(cluster_id, "dbs"), "dbs", None, cluster_id=cluster_id)
-        return [ApiDatabase.model_validate(item) for item in items]
+        return [read_body(ApiDatabase, item, f"the databases of cluster {cluster_id}") for item in items]
 
     async def get_database(self, cluster_id: str, name: str) -> ApiDatabase:
-        response = await self._get(
-            self._cluster_path(cluster_id, "dbs", name), f"database {quote(name)} on cluster {cluster_id}", cluster_id
-        )
-        return ApiDatabase.model_validate(response.json()["db"])
+        what = f"database {quote(name)} on cluster {cluster_id}"
+        response = await self._get(self._cluster_path(cluster_id, "dbs", name), what, cluster_id)
+        return read_body(ApiDatabase, member(response, "db", what), what)
 
     async def add_database(self, cluster_id: str, name: str) -> Created[ApiDatabase]:
         return await self._create(("db", cluster_id, name), {"name": name}, ApiDatabase, lambda found: [])
@@ -129,13 +129,12 @@ class DigitalOceanClient:
 
     async def list_pools(self, cluster_id: str) -> list[ApiPool]:
         items = await self._list(self._cluster_path(cluster_id, "pools"), "pools", None, cluster_id=cluster_id)
-        return [ApiPool.model_validate(item) for item in items]
+        return [read_body(ApiPool, item, f"the pools of cluster {cluster_id}") for item in items]
 
     async def get_pool(self, cluster_id: str, name: str) -> ApiPool:
-        response = await self._get(
-            self._cluster_path(cluster_id, "pools", name), f"pool {quote(name)} on cluster {cluster_id}", cluster_id
-        )
-        return ApiPool.model_validate(response.json()["pool"])
+        what = f"pool {quote(name)} on cluster {cluster_id}"
+        response = await self._get(self._cluster_path(cluster_id, "pools", name), what, cluster_id)
+        return read_body(ApiPool, member(response, "pool", what), what)
 
     async def add_pool(
         self, cluster_id: str, *, name: str, mode: str, size: int, db: str, user: str | None
@@ -176,13 +175,12 @@ class DigitalOceanClient:
 
     async def list_users(self, cluster_id: str) -> list[ApiUser]:
         items = await self._list(self._cluster_path(cluster_id, "users"), "users", None, cluster_id=cluster_id)
-        return [ApiUser.model_validate(item) for item in items]
+        return [read_body(ApiUser, item, f"the users of cluster {cluster_id}") for item in items]
 
     async def get_user(self, cluster_id: str, name: str) -> ApiUser:
-        response = await self._get(
-            self._cluster_path(cluster_id, "users", name), f"user {quote(name)} on cluster {cluster_id}", cluster_id
-        )
-        return ApiUser.model_validate(response.json()["user"])
+        what = f"user {quote(name)} on cluster {cluster_id}"
+        response = await self._get(self._cluster_path(cluster_id, "users", name), what, cluster_id)
+        return read_body(ApiUser, member(response, "user", what), what)
 
     def had_uncertain_create(self, kind: str, cluster_id: str, name: str) -> bool:
         """Whether a create of this object failed without a clear answer recently (see the module docstring)."""
@@ -239,7 +237,7 @@ class DigitalOceanClient:
         what = f"cluster {cluster_id}" if cluster_id else "the cluster list"
         for _ in range(_MAX_PAGES):
             response = await self._named(self.upstream.request("GET", path, params=params), what, None)
-            body = response.json()
+            body = json_or_none(response)
             found = body.get(key) if isinstance(body, dict) else None
             if found is not None and not isinstance(found, list):
                 # A body of the wrong shape is a provider fault, never an empty list the model would trust.
@@ -253,7 +251,7 @@ class DigitalOceanClient:
                     )
                 )
             items.extend(found or [])
-            following = (body.get("links") or {}).get("pages", {}).get("next") if isinstance(body, dict) else None
+            following = next_page(body)
             if not isinstance(following, str):
                 break
             parts = urlsplit(following)
@@ -269,7 +267,7 @@ class DigitalOceanClient:
             if exc.info.code == "not_found":
                 return None
             raise
-        return model.model_validate(response.json()[key])
+        return read_body(model, member(response, key, path), path)
 
     async def _create(
         self, key: tuple[str, str, str], body: dict[str, object], model: type[M], differences: Callable[[M], list[str]]
@@ -340,7 +338,11 @@ class DigitalOceanClient:
             cause = f"HTTP {info.http_status}" if info.http_status else info.code.replace("_", " ")
             return Created(created, f"DigitalOcean answered {cause}, but reading back shows {what} was created.")
         self._uncertain_creates.pop(key, None)
-        return Created(model.model_validate(response.json()[root]))
+        try:
+            return Created(read_body(model, member(response, root, what), what))
+        except PoolpilotError as exc:  # the 201 says it exists: else the model would create it again
+            update = {"message": f"{exc.info.message}; HTTP 201: it was created", "hint": "Read it, do not recreate."}
+            raise PoolpilotError(exc.info.model_copy(update=update)) from None
 
     async def _reconcile(self, info: ErrorInfo, what: str, read_back: Callable[[], Awaitable[T | None]]) -> T | None:
         try:

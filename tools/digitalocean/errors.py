@@ -1,16 +1,21 @@
-"""DigitalOcean's error bodies and the next step each error code suggests."""
+"""DigitalOcean's error bodies, the next step each error code suggests, and reading success bodies safely."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import TypeVar
 
 import httpx2
+from pydantic import BaseModel
 
+from poolpilot.server.kernel.bodies import body_error, parse_body
 from poolpilot.server.kernel.errors import ErrorInfo
 from poolpilot.server.kernel.http import ProviderErrorParts, unreachable_hint
 
-__all__ = ["hinter", "parse_error"]
+__all__ = ["hinter", "json_or_none", "member", "next_page", "parse_error", "read_body"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def parse_error(response: httpx2.Response) -> ProviderErrorParts:
@@ -61,3 +66,31 @@ def hinter(token_var: str, backend: str, base_url: str) -> Callable[[ErrorInfo],
         return None
 
     return hint
+
+
+_BODY_HINT = "Retry later; if it persists, DigitalOcean's API changed shape: report it with `poolpilot doctor` output."
+
+
+def read_body(model: type[M], data: object, what: str) -> M:
+    return parse_body(model, data, provider="digitalocean", label="DigitalOcean", what=what, hint=_BODY_HINT)
+
+
+def member(response: httpx2.Response, key: str, what: str) -> object:
+    """`body[key]` of a JSON object body; anything else is an `upstream_error`, never a raw exception."""
+    body = json_or_none(response)
+    if not isinstance(body, dict) or key not in body:
+        raise body_error("digitalocean", "DigitalOcean", what, f"no {key!r} object", _BODY_HINT)
+    return body[key]
+
+
+def json_or_none(response: httpx2.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def next_page(body: object) -> object:
+    links = body.get("links") if isinstance(body, dict) else None
+    pages = links.get("pages") if isinstance(links, dict) else None
+    return pages.get("next") if isinstance(pages, dict) else None

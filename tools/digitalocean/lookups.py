@@ -16,12 +16,13 @@ from poolpilot.server.kernel.state import app_state
 from poolpilot.server.kernel.text import quote
 from poolpilot.tools.digitalocean import budget as budgets
 from poolpilot.tools.digitalocean.client import PROVIDER, DigitalOceanClient
-from poolpilot.tools.digitalocean.models import ApiCluster, ApiPool, Budget, Pool, connection_from
+from poolpilot.tools.digitalocean.models import PG_ENGINES, ApiCluster, ApiPool, Budget, Pool, connection_from
 
 __all__ = [
     "allow_secrets",
     "both",
     "budget_of",
+    "budget_warning",
     "check_db",
     "check_user",
     "client",
@@ -38,6 +39,9 @@ B = TypeVar("B")
 R = TypeVar("R")
 
 _NO_POOL_ENGINES_HINT = "Use a PostgreSQL cluster (engine pg): digitalocean_list_clusters(engine='pg')."
+# DigitalOcean's OpenAPI documents the pool endpoints "for PostgreSQL database clusters" and lists advanced_pg
+# (PostgreSQL Advanced Edition, public preview) as a separate engine without saying it takes pool writes.
+_UNDOCUMENTED_WRITES = {"advanced_pg"}
 
 
 def client(ctx: Context) -> DigitalOceanClient:
@@ -48,9 +52,21 @@ def allow_secrets(ctx: Context) -> bool:
     return app_state(ctx).settings.allow_secrets
 
 
-def require_pools(cluster: ApiCluster) -> None:
-    """Pools exist only on PostgreSQL clusters (NOTES.md §5)."""
-    if cluster.engine != "pg":
+def require_pools(cluster: ApiCluster, *, write: bool = False) -> None:
+    """Pools exist only on PostgreSQL clusters (NOTES.md §5): reads on every PostgreSQL engine, writes on `pg`."""
+    if write and cluster.engine in _UNDOCUMENTED_WRITES:
+        raise PoolpilotError(
+            ErrorInfo(
+                code="not_supported",
+                message=(
+                    f"{cluster.name} has engine {cluster.engine}: DigitalOcean's API documents pool changes for "
+                    "PostgreSQL clusters (engine pg) only, so poolpilot sends none here; nothing was changed"
+                ),
+                hint="Reading its pools works (digitalocean_list_pools); change them in the DigitalOcean console.",
+                provider=PROVIDER,
+            )
+        )
+    if cluster.engine not in PG_ENGINES:
         raise PoolpilotError(
             ErrorInfo(
                 code="not_supported",
@@ -106,6 +122,16 @@ def budget_of(cluster: ApiCluster, sizes: Sequence[int]) -> Budget:
     return Budget(max=total, allocated=used, available=budgets.available(total, used))
 
 
+def budget_warning(cluster: ApiCluster) -> str | None:
+    """Why poolpilot could not check a size against the budget, when it could not (the write still goes out)."""
+    if budgets.budget(cluster.size) is not None:
+        return None
+    return (
+        f"The connection budget of {cluster.name} is unknown (size {cluster.size!r} carries no RAM), so poolpilot "
+        "did not check the size; DigitalOcean enforces it and refuses a size that does not fit."
+    )
+
+
 def pool_result(pool: ApiPool, cluster_id: str, backend: str, allow: bool) -> Pool:
     return Pool(
         **pool.row().model_dump(),
@@ -113,6 +139,8 @@ def pool_result(pool: ApiPool, cluster_id: str, backend: str, allow: bool) -> Po
         cluster_id=cluster_id,
         connection=connection_from(pool.connection, allow_secrets=allow),
         private_connection=connection_from(pool.private_connection, allow_secrets=allow),
+        standby_connection=connection_from(pool.standby_connection, allow_secrets=allow),
+        standby_private_connection=connection_from(pool.standby_private_connection, allow_secrets=allow),
     )
 
 
@@ -151,11 +179,13 @@ async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[_Settled[A], 
     return a, b
 
 
-async def cluster_and_pools(do: DigitalOceanClient, cluster_id: str) -> tuple[ApiCluster, list[ApiPool]]:
+async def cluster_and_pools(
+    do: DigitalOceanClient, cluster_id: str, *, write: bool = False
+) -> tuple[ApiCluster, list[ApiPool]]:
     """The cluster (engine, RAM, dbs, users) and its pools, read together; pools only for PostgreSQL."""
     cluster_r, pools_r = await both(do.get_cluster(cluster_id), do.list_pools(cluster_id))
     cluster = cluster_r.get()
-    require_pools(cluster)
+    require_pools(cluster, write=write)
     return cluster, pools_r.get()
 
 

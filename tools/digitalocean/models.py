@@ -1,4 +1,4 @@
-"""DigitalOcean bodies as the API sends them (`Api*`, extra fields ignored) and the results our tools return.
+"""DigitalOcean bodies as the API sends them (`Api*`, tolerant: server/kernel/bodies.py) and our tools' results.
 
 Argument aliases live here too, so every tool validates a cluster id, a pool name or a mode the same way,
 before anything is sent.
@@ -18,8 +18,9 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
+from poolpilot.server.kernel.bodies import ProviderBody
 from poolpilot.server.kernel.guard import GuardedResult
 from poolpilot.server.kernel.text import check_name
 
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 POOL_MODES = ("session", "transaction", "statement")
+# PostgreSQL-family engines: pool reads work on all; pool writes only where the API documents them (lookups.py).
+PG_ENGINES = ("pg", "advanced_pg")
 ENGINES = ("pg", "mysql", "redis", "valkey", "mongodb", "kafka", "opensearch", "advanced_pg", "advanced_mysql")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -105,8 +108,9 @@ Cursor = Annotated[str | None, Field(pattern=r"^[0-9]{1,6}$", description="next_
 # -- provider bodies --------------------------------------------------------------------------------
 
 
-class _Api(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+# Enum-like fields (engine, status, mode, role) are plain strings: a value DigitalOcean adds later passes through
+# verbatim, in the results too, rather than failing the read.
+_Api = ProviderBody
 
 
 class ApiConnection(_Api):
@@ -142,6 +146,7 @@ class ApiCluster(_Api):
     connection: ApiConnection | None = None
     private_connection: ApiConnection | None = None
     standby_connection: ApiConnection | None = None
+    standby_private_connection: ApiConnection | None = None
 
 
 class ApiPool(_Api):
@@ -152,6 +157,9 @@ class ApiPool(_Api):
     user: str | None = None  # "" or absent: the inbound-user pool (clients log in as themselves)
     connection: ApiConnection | None = None
     private_connection: ApiConnection | None = None
+    # HA clusters (num_nodes > 1): the pool's endpoints on the standby node(s) (OpenAPI connection_pool, godo).
+    standby_connection: ApiConnection | None = None
+    standby_private_connection: ApiConnection | None = None
 
     def row(self) -> PoolRow:
         return PoolRow(name=self.name, mode=self.mode, size=self.size, db=self.db, user=self.user or None)
@@ -176,7 +184,10 @@ class Connection(BaseModel):
 
 
 def _sslmode(api: ApiConnection) -> str | None:
-    query = parse_qs(urlsplit(api.uri).query) if api.uri else {}
+    try:
+        query = parse_qs(urlsplit(api.uri).query) if api.uri else {}
+    except ValueError:  # a malformed URI (e.g. "[" in the host) still has a usable host and port
+        query = {}
     for key in ("sslmode", "ssl-mode"):
         if query.get(key):
             return query[key][0]
@@ -186,7 +197,10 @@ def _sslmode(api: ApiConnection) -> str | None:
 
 
 def _masked_uri(uri: str) -> str:
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "" if "@" in uri else uri  # unparseable: never risk showing a password in it
     if not parts.password:
         return uri
     user = parts.username or ""
@@ -239,6 +253,7 @@ class Cluster(ClusterRow):
     connection: Connection | None = None
     private_connection: Connection | None = None
     standby_connection: Connection | None = None
+    standby_private_connection: Connection | None = None
 
 
 class Budget(BaseModel):
@@ -270,6 +285,8 @@ class Pool(PoolRow):
     cluster_id: str
     connection: Connection | None = None
     private_connection: Connection | None = None
+    standby_connection: Connection | None = None
+    standby_private_connection: Connection | None = None
 
 
 class PoolCreated(BaseModel):

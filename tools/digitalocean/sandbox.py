@@ -40,6 +40,7 @@ _OPERATIONS: dict[tuple[str, str], str] = {
     ("GET", "{id}/users/{name}"): "databases_get_user",
 }
 
+_POOL_READS = ("databases_list_connectionPools", "databases_get_connectionPool")
 _ERROR_IDS = {
     400: ("bad_request", "The request could not be understood."),
     401: ("unauthorized", "Unable to authenticate you."),
@@ -272,10 +273,12 @@ class DigitalOceanSandbox:
             raise _ApiError(404)
         return cluster
 
-    def _pg_cluster(self, cluster_id: str) -> Cluster:
+    def _pg_cluster(self, cluster_id: str, op: str) -> Cluster:
         cluster = self._cluster(cluster_id)
-        if cluster.engine != "pg":
-            # Pools are PostgreSQL only (NOTES.md §5); status and text for other engines are unverified.
+        # Pools are PostgreSQL only (NOTES.md §5); status and text for other engines are unverified. Unverified
+        # too: advanced_pg (PostgreSQL Advanced Edition) answering pool reads but refusing pool writes.
+        readable = cluster.engine == "advanced_pg" and op in _POOL_READS
+        if cluster.engine != "pg" and not readable:
             raise _ApiError(422, f"connection pools are not supported for {cluster.engine} clusters")
         return cluster
 
@@ -297,7 +300,7 @@ class DigitalOceanSandbox:
             if name not in cluster.users:
                 raise _ApiError(404)
             return 200, {"user": cluster.users[name].to_json()}
-        return self._pools(op, self._pg_cluster(cluster_id), name, body)
+        return self._pools(op, self._pg_cluster(cluster_id, op), name, body)
 
     def _dbs(
         self, op: str, cluster: Cluster, name: str, body: dict[str, object]

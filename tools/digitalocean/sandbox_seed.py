@@ -26,9 +26,10 @@ Seeded pools (name: mode, size, db, user); user "" = inbound-user pool:
 |          | reporting: statement, 5, reporting, reporter                          |               |
 |          | analytics_inbound: transaction, 15, analytics, ""                     |               |
 
-Only `pg` clusters take pools (NOTES.md §5). pg-advanced's slug carries no RAM (NOTES.md §4), so a client
-cannot compute its budget; the fake still knows a RAM (384 GB, an arbitrary figure) so that a test which
-switches its engine to "pg" meets server-side validation as a real client would.
+Only `pg` clusters take pools (NOTES.md §5); pg-advanced answers pool reads (an empty list) and refuses pool
+writes (unverified). Pools of an HA cluster (pg-main, 2 nodes) carry standby endpoints, like the cluster.
+pg-advanced's slug carries no RAM (NOTES.md §4), so a client cannot compute its budget; the fake still knows a
+RAM (384 GB, an arbitrary figure) so that a write meets server-side validation as a real client would.
 pg-main carries the tag "production" (for `?tag_name=`). Passwords are f"{password}-{user}-{cluster name}".
 """
 
@@ -134,6 +135,7 @@ class Cluster:
             # Clients reach a pool by using its name as the database name (NOTES.md §10).
             "connection": self._connection(self.host, POOL_PORT, pool.name, pool.user),
             "private_connection": self._connection("private-" + self.host, POOL_PORT, pool.name, pool.user),
+            **self._standby(POOL_PORT, pool.name, pool.user),
         }
 
     def to_json(self) -> dict[str, object]:
@@ -158,12 +160,17 @@ class Cluster:
             "maintenance_window": {"day": "sunday", "hour": "04:00:00", "pending": False, "description": []},
             "storage_size_mib": 30720,
         }
-        if self.num_nodes > 1:
-            body["standby_connection"] = self._connection("replica-" + self.host, CLUSTER_PORT, "defaultdb", "doadmin")
-            body["standby_private_connection"] = self._connection(
-                "private-replica-" + self.host, CLUSTER_PORT, "defaultdb", "doadmin"
-            )
+        body.update(self._standby(CLUSTER_PORT, "defaultdb", "doadmin"))
         return body
+
+    def _standby(self, port: int, database: str, user: str) -> dict[str, object]:
+        """HA clusters (more than one node) have standby endpoints, for the cluster and for each pool."""
+        if self.num_nodes <= 1:
+            return {}
+        return {
+            "standby_connection": self._connection("replica-" + self.host, port, database, user),
+            "standby_private_connection": self._connection("private-replica-" + self.host, port, database, user),
+        }
 
 
 def _users(cluster_name: str, password: str, names: list[str], mysql: bool = False) -> dict[str, User]:

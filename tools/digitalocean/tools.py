@@ -28,6 +28,7 @@ from poolpilot.tools.digitalocean.lookups import (
     require_pools,
 )
 from poolpilot.tools.digitalocean.models import (
+    PG_ENGINES,
     Cluster,
     ClusterId,
     ClusterList,
@@ -105,10 +106,11 @@ async def digitalocean_get_cluster(ctx: Context, cluster_id: ClusterId) -> Clust
         tags=c.tags or [],
         db_names=c.db_names or [],
         users=[u.name for u in c.users or []],
-        pools_supported=c.engine == "pg",
+        pools_supported=c.engine in PG_ENGINES,
         connection=connection_from(c.connection, allow_secrets=allow),
         private_connection=connection_from(c.private_connection, allow_secrets=allow),
         standby_connection=connection_from(c.standby_connection, allow_secrets=allow),
+        standby_private_connection=connection_from(c.standby_private_connection, allow_secrets=allow),
     )
 
 
@@ -167,7 +169,7 @@ async def digitalocean_get_database(ctx: Context, cluster_id: ClusterId, databas
     cluster = cluster_r.get()
     db = db_r.get()
     pools = None
-    if cluster.engine == "pg":
+    if cluster.engine in PG_ENGINES:
         pools = sorted(p.name for p in await do.list_pools(cluster_id) if p.db == db.name)
     return Database(backend=do.backend, cluster_id=cluster_id, name=db.name, pools=pools)
 
