@@ -13,7 +13,7 @@ __all__ = ["DEFAULT_URL", "TOKEN_VARS", "DigitalOceanSettings", "of", "read"]
 PROVIDER = "digitalocean"
 DEFAULT_URL = "https://api.digitalocean.com"
 # Precedence: doctl's and Terraform's name first, then pydo's examples', then what DigitalOcean's MCP server reads.
-TOKEN_VARS = ("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN")
+TOKEN_VARS = ("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_ACCESS_TOKEN", "DIGITALOCEAN_API_TOKEN")
 
 
 @dataclass(frozen=True)

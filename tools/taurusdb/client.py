@@ -16,10 +16,13 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import quote
 
 import httpx2
+from pydantic import BaseModel
 
+from poolpilot.server.kernel.bodies import parse_body
 from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.http import ProviderErrorParts, Upstream, unreachable_hint
 from poolpilot.server.kernel.state import OpenContext
@@ -31,6 +34,7 @@ from poolpilot.tools.taurusdb.signer import canonical_query, sign_request
 __all__ = ["PROVIDER", "Submitted", "TaurusDBClient", "open_client", "parse_error"]
 
 PROVIDER = "taurusdb"
+M = TypeVar("M", bound=BaseModel)
 SANDBOX_BASE_URL = "http://sandbox.invalid"
 USER_AGENT = "poolpilot-taurusdb/1"
 _PAGE = 100
@@ -77,12 +81,7 @@ def parse_error(response: httpx2.Response) -> ProviderErrorParts:
     )
 
 
-def _hinter(where: str, unreachable: str, uses_token: bool) -> Callable[[ErrorInfo], str | None]:
-    creds = (
-        "POOLPILOT_TAURUSDB_IAM_TOKEN (tokens expire after 24 h)"
-        if uses_token
-        else "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK"
-    )
+def _hinter(where: str, unreachable: str, creds: str) -> Callable[[ErrorInfo], str | None]:
 
     def hint(info: ErrorInfo) -> str | None:
         code = info.provider_code
@@ -119,6 +118,11 @@ def _hinter(where: str, unreachable: str, uses_token: bool) -> Callable[[ErrorIn
         return None
 
     return hint
+
+
+def _read(model: type[M], data: object, what: str) -> M:
+    hint = "Retry in a minute; if it persists, TaurusDB's API changed shape: report it."
+    return parse_body(model, data, provider=PROVIDER, label="TaurusDB", what=what, hint=hint)
 
 
 def _seg(value: str) -> str:
@@ -164,7 +168,7 @@ class TaurusDBClient:
         response = await self._send("GET", "instances", params=[("limit", limit), ("offset", offset)])
         body = self._body(response, "instances")
         items = body.get("instances")
-        rows = [ApiInstance.model_validate(item) for item in items] if isinstance(items, list) else []
+        rows = [_read(ApiInstance, item, "the instance list") for item in items] if isinstance(items, list) else []
         total = body.get("total_count")
         return rows, total if isinstance(total, int) else offset + len(rows)
 
@@ -175,7 +179,8 @@ class TaurusDBClient:
             params: list[tuple[str, str | int | float | bool | None]] = [("limit", _PAGE), ("offset", page * _PAGE)]
             response = await self._send("GET", f"instances/{_seg(instance_id)}/proxies", params=params)
             items = self._body(response, "proxy_list").get("proxy_list")
-            batch = [ApiProxyEntry.model_validate(item) for item in items] if isinstance(items, list) else []
+            what = f"the proxies of instance {instance_id}"
+            batch = [_read(ApiProxyEntry, item, what) for item in items] if isinstance(items, list) else []
             found.extend(batch)
             if len(batch) < _PAGE:
                 break
@@ -207,7 +212,7 @@ class TaurusDBClient:
             return await self._reconcile(instance_id, proxy_id, pool_type, exc.info)
         job_id = self._body(response, "job_id").get("job_id")
         if not isinstance(job_id, str) or not job_id:
-            raise self._broken("the pool-type switch answered without a job_id")
+            raise self._broken("TaurusDB accepted the switch (HTTP 200) without a job_id; it was not resent")
         return Submitted(job_id=job_id)
 
     async def get_job(self, job_id: str) -> ApiJob:
@@ -231,7 +236,7 @@ class TaurusDBClient:
         job = self._body(response, "job").get("job")
         if not isinstance(job, dict):
             raise self._broken("the job query answered without a job")
-        return ApiJob.model_validate(job)
+        return _read(ApiJob, job, f"job {job_id}")
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -329,6 +334,7 @@ async def open_client(ctx: OpenContext) -> TaurusDBClient:
     transport: httpx2.AsyncBaseTransport | None = None
     problem: ErrorInfo | None = None
     token: str | None = None
+    security_token: str | None = None
     if backend == "sandbox":
         if ctx.sandbox is None:
             raise RuntimeError("the TaurusDB sandbox backend needs a sandbox")
@@ -343,10 +349,14 @@ async def open_client(ctx: OpenContext) -> TaurusDBClient:
         base_url = own.url or (endpoint_for(region) if region in REGIONS and region else "")
         ak, sk, token = own.ak or "", own.sk or "", own.iam_token
         project = own.project_id or ""
-    ctx.redactor.add(ak, sk, token)
+        security_token = own.security_token
+    ctx.redactor.add(ak, sk, token, security_token)
     where = "the embedded sandbox" if backend == "sandbox" else base_url or "the TaurusDB endpoint"
     unreachable = unreachable_hint(backend, where, "POOLPILOT_TAURUSDB_URL, HUAWEICLOUD_SDK_REGION")
-    hint = _hinter(where, unreachable, uses_token=token is not None)
+    creds = "HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK" + (" and _SECURITY_TOKEN (expires)" if security_token else "")
+    if token is not None:
+        creds = "POOLPILOT_TAURUSDB_IAM_TOKEN (tokens expire after 24 h)"
+    hint = _hinter(where, unreachable, creds)
     language, clock = own.language, ctx.clock
 
     def prepare(request: httpx2.Request) -> None:
@@ -362,8 +372,11 @@ async def open_client(ctx: OpenContext) -> TaurusDBClient:
         if token is not None:
             headers["X-Auth-Token"] = token
             return
+        if security_token is not None:  # temporary credentials: huaweicloudsdkcore adds it before signing
+            headers["X-Security-Token"] = security_token
         # Sign exactly the headers the SDK signs: Accept, Connection and the like may be rewritten on the way.
-        signed = {name: headers[name] for name in ("Content-Type", "Host", "User-Agent", "X-Language", "X-Project-Id")}
+        names = ("Content-Type", "Host", "User-Agent", "X-Language", "X-Project-Id", "X-Security-Token")
+        signed = {name: headers[name] for name in names if name in headers}
         path = request.url.raw_path.split(b"?", 1)[0].decode("ascii")
         headers.update(
             sign_request(request.method, headers["Host"], path, query, signed, request.content, ak=ak, sk=sk, now=clock)

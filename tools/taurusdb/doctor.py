@@ -54,6 +54,8 @@ async def probe(settings: TaurusDBSettings, timeout_s: float) -> list[Check]:
         headers["X-Auth-Token"] = settings.iam_token
     else:
         ak, sk = settings.ak or "", settings.sk or ""
+        if settings.security_token:  # temporary credentials: the token is sent and signed
+            headers["X-Security-Token"] = settings.security_token
         headers.update(sign_request("GET", netloc, path, query, headers, None, ak=ak, sk=sk))
     url = f"{base.rstrip('/')}{path}?{canonical_query(query)}"
     endpoint, answer = await get(url, headers, timeout_s, "POOLPILOT_TAURUSDB_URL/HUAWEICLOUD_SDK_REGION", "taurusdb")

@@ -1,4 +1,4 @@
-"""TaurusDB bodies as the API sends them (`Api*`, extra fields ignored) and the results our tools return.
+"""TaurusDB bodies as the API sends them (`Api*`, tolerant: server/kernel/bodies.py) and our tools' results.
 
 Argument aliases follow the API reference's id formats (openapi.yaml), so a bad id is refused, with the field
 named, before any request: project 32 letters/digits, instance 32 + `in07`, proxy 32 + `po01`.
@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from poolpilot.server.kernel.bodies import ProviderBody
 from poolpilot.server.kernel.guard import GuardedResult
 
 __all__ = [
@@ -54,8 +55,10 @@ Cursor = Annotated[str | None, Field(pattern=r"^[0-9]{1,6}$", description="next_
 # -- provider bodies --------------------------------------------------------------------------------
 
 
-class _Api(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+# Status and type fields are plain strings: an unknown value passes through verbatim (the job status, a closed set
+# in our results, is the exception: see `job_from`). Job `created`/`ended`/`process` are documented as empty at
+# creation and may come as null: null is the default.
+_Api = ProviderBody
 
 
 class ApiDatastore(_Api):
@@ -149,6 +152,7 @@ class Job(BaseModel):
     fail_reason: str | None = None
     created: str | None = None
     ended: str | None = None
+    provider_status: str | None = Field(default=None, description="TaurusDB's status when it is none of the four")
 
 
 class JobResult(BaseModel):
@@ -168,6 +172,7 @@ class PoolTypeChange(GuardedResult):
 
 
 _STATUSES: tuple[JobStatus, ...] = ("Pending", "Running", "Completed", "Failed")
+_KNOWN = frozenset(status.lower() for status in _STATUSES)
 
 
 def _status(raw: str) -> JobStatus:
@@ -181,7 +186,8 @@ def _status(raw: str) -> JobStatus:
 
 def _percent(process: str) -> int | None:
     digits = process.strip().rstrip("%").strip()
-    return max(0, min(100, int(digits))) if digits.isdigit() else None
+    # ASCII only: "²".isdigit() is true, yet int("²") raises.
+    return max(0, min(100, int(digits))) if digits.isascii() and digits.isdigit() else None
 
 
 def job_from(api: ApiJob) -> Job:
@@ -193,4 +199,5 @@ def job_from(api: ApiJob) -> Job:
         fail_reason=(api.fail_reason or None) if status == "Failed" else None,
         created=api.created or None,
         ended=api.ended or None,
+        provider_status=None if not api.status or api.status.lower() in _KNOWN else api.status[:80],
     )

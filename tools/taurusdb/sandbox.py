@@ -2,7 +2,8 @@
 
 Shapes follow openapi.yaml (huaweicloudsdkgaussdb 3.1.219) and CLIENTS.md, so Huawei's own SDK works against it.
 Requests are authenticated like Huawei's gateway: an SDK-HMAC-SHA256 signature with the example credentials below
-(±15 min of skew against the sandbox clock), or `X-Auth-Token` equal to `iam_token`. Errors are `{error_code,
+(±15 min of skew against the sandbox clock; an `X-Security-Token` of temporary credentials must be among the signed
+headers, any value is accepted), or `X-Auth-Token` equal to `iam_token`. Errors are `{error_code,
 error_msg}` (gateway `APIG*` ones also carry `request_id`); every response has `X-Request-Id`, `Date` (clock +
 `clock_skew_s`) and `Content-Length`. Each PUT starts a new job, even when the type is unchanged, as the real API
 does: Pending, Running after `job_seconds[0]`, Completed after `job_seconds[1]`, and only then does the proxy's
@@ -174,6 +175,8 @@ class TaurusDBSandbox:
         self.instances: dict[str, SandboxInstance] = {}
         self.proxies: dict[str, SandboxProxy] = {}
         self.jobs: dict[str, SandboxJob] = {}
+        # X-Security-Token values that arrived signed (temporary credentials: any token is accepted).
+        self.security_tokens: list[str] = []
         self.reset()
 
     def reset(self) -> None:
@@ -248,6 +251,11 @@ class TaurusDBSandbox:
                 secret_for=_SECRETS.get,
                 now=self.now(),
             )
+            if reason is None and "x-security-token" in headers:
+                # Temporary credentials: the token must be signed with the request (huaweicloudsdkcore does).
+                signed = headers["authorization"].partition("SignedHeaders=")[2].split(",", 1)[0].split(";")
+                reason = None if "x-security-token" in signed else "signed header missing: x-security-token"
+                self.security_tokens.append(headers["x-security-token"])
             if reason is not None:
                 detail = "verify aksk signature fail" if reason == "signature mismatch" else reason
                 return self._error(401, "APIG.0301", f"Incorrect IAM authentication information: {detail}")

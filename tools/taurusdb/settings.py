@@ -23,17 +23,20 @@ class TaurusDBSettings:
     url: str | None = None
     iam_token: str | None = field(default=None, repr=False)
     language: Literal["en-us", "zh-cn"] = "en-us"
+    # Temporary credentials: sent as X-Security-Token beside the AK/SK signature, and signed with it.
+    security_token: str | None = field(default=None, repr=False)
 
     def configured(self) -> bool:
         return bool(self.iam_token) or bool(self.ak and self.sk)
 
     def secrets(self) -> list[str]:
-        return [v for v in (self.sk, self.ak, self.iam_token) if v]
+        return [v for v in (self.sk, self.ak, self.iam_token, self.security_token) if v]
 
     def status(self, backend: Backend) -> str:
         if backend == "sandbox":
             return "sandbox (demo data, not production); set HUAWEICLOUD_SDK_AK/SK to use your account"
         how = "IAM token" if self.iam_token else "AK/SK from env HUAWEICLOUD_SDK_AK/SK"
+        how += " with HUAWEICLOUD_SDK_SECURITY_TOKEN" if self.security_token and not self.iam_token else ""
         return f"live: {how}, {self.url or f'region {self.region}'}"
 
     def validate(self, backend: Backend) -> None:
@@ -57,6 +60,10 @@ def read(r: SettingsReader) -> TaurusDBSettings:
     check_shape("HUAWEICLOUD_SDK_AK", ak, ALNUM, "must be letters and digits only (an access key id)")
     check_shape("HUAWEICLOUD_SDK_SK", sk, ALNUM, "must be letters and digits only (a secret access key)")
     check_shape("POOLPILOT_TAURUSDB_IAM_TOKEN", iam_token, PRINTABLE, "is malformed")
+    security_token, _ = r.secret("HUAWEICLOUD_SDK_SECURITY_TOKEN", "HUAWEICLOUD_SDK_SECURITY_TOKEN")
+    check_shape("HUAWEICLOUD_SDK_SECURITY_TOKEN", security_token, PRINTABLE, "is malformed")
+    if security_token and not ak:
+        raise ConfigError("HUAWEICLOUD_SDK_SECURITY_TOKEN", "is set without an AK/SK", "set its temporary AK/SK too")
     if project is not None and not re.fullmatch(r"[A-Za-z0-9]{32}", project):
         raise ConfigError("HUAWEICLOUD_SDK_PROJECT_ID", "must be 32 letters or digits", "copy it from the console")
     if bool(ak) != bool(sk):
@@ -80,6 +87,7 @@ def read(r: SettingsReader) -> TaurusDBSettings:
         url=url.rstrip("/") if url else None,
         iam_token=iam_token,
         language=language,  # type: ignore[arg-type]
+        security_token=security_token,
     )
 
 

@@ -7,8 +7,9 @@ once (client.py never resends it: each PUT starts a new job).
 
 Waiting (`wait=true`, the default) polls the job with backoff (1, 2, 4, 8, then every 10 s, like terraform's
 10 s) until it is Completed or Failed or `timeout_s` passes, and sends MCP progress notifications as the job
-moves. A new job is not queryable for a few seconds (ShowGaussMySqlJobInfo reference): not-found then counts
-as Pending. A job that fails is a result, not an error (the change was attempted; `job.fail_reason` says why).
+moves. A new job is not queryable for a few seconds (ShowGaussMySqlJobInfo reference): for 30 s after the PUT
+any non-final answer (400/404, 5xx, a 200 without a readable job) counts as Pending; after that it is reported.
+A job that fails is a result, not an error (the change was attempted; `job.fail_reason` says why).
 Reaching the timeout is not an error either: TaurusDB accepted the switch and keeps running it, so the result
 says `wait_outcome="timed_out"` with the job id to follow with `taurusdb_get_job`.
 
@@ -21,6 +22,7 @@ waiting.
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Annotated
 
 import anyio
@@ -54,11 +56,15 @@ from poolpilot.tools.taurusdb.models import (
 
 __all__ = ["SPECS", "proxy_row", "switch_blocker"]
 
+log = logging.getLogger("poolpilot.taurusdb")
 SET_POOL_TYPE = "taurusdb_set_proxy_pool_type"
 _FIRST_POLL_S = 1.0
 _MAX_POLL_S = 10.0
-# How long after the PUT a not-found job still counts as Pending ("queryable a few seconds after creation").
+# How long after the PUT a job that cannot be read yet still counts as Pending ("queryable a few seconds after
+# creation"). Within it, any answer but a final one (credentials, permissions) is read as "not visible yet":
+# a 400/404, a 5xx, a 200 without a job, a job body that cannot be read.
 _INVISIBLE_GRACE_S = 30.0
+_FINAL = frozenset({"auth_failed", "forbidden"})
 _IMPACT: dict[str, str] = {
     "SESSION": "TaurusDB runs a job on the proxy; then backend connections are reused across client sessions, "
     "except sessions using PREPARE, temporary tables, user variables, LOCK TABLE, multi-statements or "
@@ -275,6 +281,9 @@ async def _wait(ctx: Context, tdb: TaurusDBClient, job_id: str, timeout_s: float
             job = await _poll(tdb, job_id, started)
         except PoolpilotError as exc:
             return job, "poll_failed", exc.info.text()
+        except Exception:  # the switch was accepted: never lose its job id to an answer nobody foresaw
+            log.exception("reading TaurusDB job %s failed unexpectedly", job_id)
+            return job, "poll_failed", "reading the job failed unexpectedly (details in the server log)"
         value = _progress_value(job)
         # MCP requires progress to increase with every notification: send only when the job moved forward.
         if value > reported:
@@ -289,7 +298,7 @@ async def _poll(tdb: TaurusDBClient, job_id: str, started: float) -> Job:
     try:
         return job_from(await tdb.get_job(job_id))
     except PoolpilotError as exc:
-        if exc.info.code == "not_found" and tdb.clock() - started < _INVISIBLE_GRACE_S:
+        if exc.info.code not in _FINAL and tdb.clock() - started < _INVISIBLE_GRACE_S:
             return Job(job_id=job_id, status="Pending")
         raise
 
@@ -305,8 +314,9 @@ def _progress_value(job: Job) -> float:
 async def _pool_type_now(tdb: TaurusDBClient, instance_id: str, proxy_id: str) -> str | None:
     try:
         return (await tdb.find_proxy(instance_id, proxy_id)).proxy.connection_pool_type
-    except PoolpilotError:
-        return None  # the result still says how the job ended; the type is just unknown
+    except Exception:  # the result still says how the job ended; the type is just unknown
+        log.debug("reading proxy %s back failed", proxy_id, exc_info=True)
+        return None
 
 
 SPECS: tuple[ToolSpec, ...] = (
