@@ -19,6 +19,7 @@ from typing import NamedTuple
 from starlette.requests import Request
 from starlette.responses import Response
 
+from poolpilot.server.kernel.shapes import Shape
 from poolpilot.tools.digitalocean.sandbox_seed import POOL_MODES, Cluster, Pool, seed_clusters
 
 __all__ = ["DigitalOceanSandbox"]
@@ -180,8 +181,11 @@ class DigitalOceanSandbox:
         rate_limit_per_minute: int = 250,
         rate_limit_per_hour: int = 5000,
         password: str = "sbx",
+        shape: Shape | None = None,
     ) -> None:
         self._require_token = require_token
+        # A shape variant of the success bodies (server/kernel/shapes.py); None: the seeds' shapes, unchanged.
+        self.shape = shape
         self._password = password
         self._window = _RateWindow(clock, rate_limit_per_minute, rate_limit_per_hour)
         self._last_key = ""
@@ -234,6 +238,8 @@ class DigitalOceanSandbox:
             return self._error(exc.status, exc.message, verdict.headers, None)
         if payload is None:
             return Response(status_code=status, headers=verdict.headers)
+        if self.shape is not None:
+            payload = self.shape(op, payload)
         return self._json(status, payload, verdict.headers)
 
     # -- plumbing -------------------------------------------------------------------------------------

@@ -190,10 +190,11 @@ def _percent(process: str) -> int | None:
     return max(0, min(100, int(digits))) if digits.isascii() and digits.isdigit() else None
 
 
-def job_from(api: ApiJob) -> Job:
+def job_from(api: ApiJob, job_id: str) -> Job:
+    """Our view of a job; `job_id` is the id asked for (a body naming another job does not change which one)."""
     status = _status(api.status)
     return Job(
-        job_id=api.id,
+        job_id=job_id,
         status=status,
         progress=100 if status == "Completed" else _percent(api.process),
         fail_reason=(api.fail_reason or None) if status == "Failed" else None,

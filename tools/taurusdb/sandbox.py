@@ -41,6 +41,7 @@ from typing import NamedTuple
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from poolpilot.server.kernel.shapes import Shape
 from poolpilot.tools.taurusdb.sandbox_seed import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
@@ -166,8 +167,11 @@ class TaurusDBSandbox:
         job_visible_after_s: float = 0.0,
         iam_token: str = "sandbox-iam-token",
         clock_skew_s: float = 0.0,
+        shape: Shape | None = None,
     ) -> None:
         self._clock = clock
+        # A shape variant of the success bodies (server/kernel/shapes.py); None: the seeds' shapes, unchanged.
+        self.shape = shape
         self.job_seconds = job_seconds
         self.job_visible_after_s = job_visible_after_s
         self.iam_token = iam_token
@@ -224,14 +228,16 @@ class TaurusDBSandbox:
         self.settle()
         try:
             if route.name == "list_instances":
-                return self._json(200, self._list_instances(request.query_params))
-            if route.name == "list_proxies":
-                return self._json(200, self._list_proxies(route.instance_id, request.query_params))
-            if route.name == "set_pool_type":
-                return self._json(200, self._set_pool_type(route, body))
-            return self._json(200, self._get_job(request.query_params))
+                payload = self._list_instances(request.query_params)
+            elif route.name == "list_proxies":
+                payload = self._list_proxies(route.instance_id, request.query_params)
+            elif route.name == "set_pool_type":
+                payload = self._set_pool_type(route, body)
+            else:
+                payload = self._get_job(request.query_params)
         except _ApiError as failure:
             return self._error(failure.status, failure.code, failure.message)
+        return self._json(200, payload if self.shape is None else self.shape(route.name, payload))
 
     def _authenticate(self, request: Request, body: bytes, project: str) -> Response | None:
         headers = request.headers

@@ -157,7 +157,7 @@ async def taurusdb_list_proxies(ctx: Context, instance_id: InstanceId) -> ProxyL
 async def taurusdb_get_job(ctx: Context, job_id: JobId) -> JobResult:
     """Get a TaurusDB job: status (Pending, Running, Completed, Failed), progress and fail reason."""
     tdb = _client(ctx)
-    return JobResult(backend=tdb.backend, job=job_from(await tdb.get_job(job_id)))
+    return JobResult(backend=tdb.backend, job=job_from(await tdb.get_job(job_id), job_id))
 
 
 # -- switch the pool type (DESTRUCTIVE) -------------------------------------------------------------
@@ -296,7 +296,7 @@ async def _wait(ctx: Context, tdb: TaurusDBClient, job_id: str, timeout_s: float
 
 async def _poll(tdb: TaurusDBClient, job_id: str, started: float) -> Job:
     try:
-        return job_from(await tdb.get_job(job_id))
+        return job_from(await tdb.get_job(job_id), job_id)
     except PoolpilotError as exc:
         if exc.info.code not in _FINAL and tdb.clock() - started < _INVISIBLE_GRACE_S:
             return Job(job_id=job_id, status="Pending")
