@@ -44,7 +44,7 @@ def sdk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     return huaweicloudsdkgaussdb.v3
 
 
-def _client(sdk: Any, base: str, *, sk: str = SANDBOX_SK) -> Any:
+def _client(sdk: Any, base: str, *, sk: str = SANDBOX_SK, security_token: str | None = None) -> Any:
     from huaweicloudsdkcore.auth.credentials import BasicCredentials
     from huaweicloudsdkcore.http.http_config import HttpConfig
 
@@ -52,6 +52,8 @@ def _client(sdk: Any, base: str, *, sk: str = SANDBOX_SK) -> Any:
     config.retry_times = 0
     config.timeout = (5, 10)  # (connect, read) seconds
     credentials = BasicCredentials(SANDBOX_AK, sk, SANDBOX_PROJECT_ID)
+    if security_token is not None:
+        credentials = credentials.with_security_token(security_token)
     builder = sdk.GaussDBClient.new_builder().with_http_config(config).with_credentials(credentials)
     return builder.with_endpoints([base]).build()
 
@@ -89,6 +91,14 @@ def test_huawei_sdk_lists_instances(sdk: Any, serve: Serve) -> None:
     assert response.total_count == 2
     assert {i.id for i in response.instances} == {INSTANCE_PROD, INSTANCE_ANALYTICS}
     assert all(i.status == "ACTIVE" for i in response.instances)
+
+
+def test_huawei_sdk_with_temporary_credentials_signs_the_security_token(sdk: Any, serve: Serve) -> None:
+    sandbox = Sandbox()
+    client = _client(sdk, serve(sandbox), security_token="sts-temporary-token-0123")
+
+    assert _list_instances(sdk, client).status_code == 200
+    assert sandbox.taurusdb.security_tokens == ["sts-temporary-token-0123"]  # arrived signed, as ours does
 
 
 def test_huawei_sdk_lists_proxies_by_pool_id(sdk: Any, serve: Serve) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from poolpilot.server.kernel.shapes import compose, extended, nulled
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
 from tests.digitalocean.harness import session
 
@@ -65,3 +66,27 @@ async def test_update_pool_growing_with_an_unknown_budget_warns_in_the_preview(t
         assert "DigitalOcean enforces it" in preview["preview"]["impact"]
         shrink = await s.ok("digitalocean_update_pool", cluster_id=PG_SMALL_ID, pool_name="web", size=5)
         assert "budget" not in shrink["preview"]["impact"]
+
+
+async def test_tools_read_nulled_and_extended_shapes(tmp_path: Path) -> None:
+    async with session(tmp_path) as s:
+        required = {"id", "name", "engine", "mode", "size", "db", "database", "databases", "pool", "pools", "users"}
+        s.sandbox.digitalocean.shape = compose(nulled(frozenset(required | {"dbs", "user"})), extended)
+        clusters = await s.ok("digitalocean_list_clusters")
+        assert clusters["total"] == 4 and clusters["rows"][0]["status"] == "" and clusters["rows"][0]["nodes"] == 1
+        cluster = await s.ok("digitalocean_get_cluster", cluster_id=PG_MAIN_ID)
+        assert cluster["connection"] is None and cluster["tags"] == [] and cluster["standby_connection"] is None
+        pools = await s.ok("digitalocean_list_pools", cluster_id=PG_MAIN_ID)
+        assert [row["name"] for row in pools["rows"]][:1] == ["app-tx"] and pools["budget"]["max"] == 97
+        pool = await s.ok("digitalocean_get_pool", cluster_id=PG_MAIN_ID, pool_name="app-tx")
+        assert pool["connection"] is None and pool["user"] == "app"  # "user" is kept: the user envelope
+        users = await s.ok("digitalocean_list_users", cluster_id=PG_MAIN_ID)
+        assert users["rows"][0] == {"name": "doadmin", "role": None}
+
+
+async def test_a_pool_body_without_a_required_field_is_a_clean_upstream_error(tmp_path: Path) -> None:
+    async with session(tmp_path) as s:
+        s.sandbox.digitalocean.shape = nulled(frozenset({"pool", "name", "mode", "db"}))  # size: null
+        err = await s.error("digitalocean_get_pool", cluster_id=PG_MAIN_ID, pool_name="app-tx")
+        assert err["code"] == "upstream_error" and err["provider"] == "digitalocean"
+        assert "size" in err["message"] and "cannot read" in err["message"]

@@ -260,8 +260,10 @@ class TaurusDBSandbox:
             if reason is None and "x-security-token" in headers:
                 # Temporary credentials: the token must be signed with the request (huaweicloudsdkcore does).
                 signed = headers["authorization"].partition("SignedHeaders=")[2].split(",", 1)[0].split(";")
-                reason = None if "x-security-token" in signed else "signed header missing: x-security-token"
-                self.security_tokens.append(headers["x-security-token"])
+                if "x-security-token" in signed:
+                    self.security_tokens.append(headers["x-security-token"])
+                else:
+                    reason = "signed header missing: x-security-token"
             if reason is not None:
                 detail = "verify aksk signature fail" if reason == "signature mismatch" else reason
                 return self._error(401, "APIG.0301", f"Incorrect IAM authentication information: {detail}")
