@@ -273,7 +273,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 
 def clean(result: CallToolResult, tool: str) -> dict[str, Any]:
     """The structured answer, after checking it is a result or a clean error model (never internal_error)."""
-    data = result.structured_content
+    data: dict[str, Any] | None = result.structured_content
     assert data is not None, (tool, result.content)
     if result.is_error:
         info = ErrorInfo.model_validate(data)

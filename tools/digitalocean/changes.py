@@ -122,8 +122,8 @@ async def digitalocean_create_pool(
     created = await do.add_pool(cluster_id, name=pool_name, mode=mode, size=size, db=db, user=user)
     pool = pool_result(created.value, cluster_id, do.backend, allow_secrets(ctx))
     after = budget_of(cluster, [*sizes, created.value.size])
-    note = " ".join(n for n in (created.note, budget_warning(cluster)) if n) or None
-    return PoolCreated(backend=do.backend, target=where, pool=pool, budget=after, note=note)
+    notes = " ".join(n for n in (created.note, budget_warning(cluster)) if n) or None
+    return PoolCreated(backend=do.backend, target=where, pool=pool, budget=after, note=notes)
 
 
 # -- update pool (DESTRUCTIVE) ----------------------------------------------------------------------

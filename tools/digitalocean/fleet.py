@@ -28,7 +28,7 @@ from poolpilot.server.kernel.state import ProviderClient
 from poolpilot.server.kernel.text import quote
 from poolpilot.tools.digitalocean.client import DigitalOceanClient
 from poolpilot.tools.digitalocean.lookups import budget_of
-from poolpilot.tools.digitalocean.models import ApiCluster, ApiDatabase, ApiPool, ApiUser
+from poolpilot.tools.digitalocean.models import PG_ENGINES, ApiCluster, ApiDatabase, ApiPool, ApiUser
 
 __all__ = ["ADAPTER"]
 
@@ -44,8 +44,8 @@ async def _fill(target: list[T], call: Callable[[], Awaitable[list[T]]], errors:
 
 async def _collect(client: ProviderClient, location: str | None, sink: Sink) -> None:
     do = cast(DigitalOceanClient, client)
-    # Only engine pg takes pools (advanced_pg and the others answer "not supported").
-    clusters = [c for c in await do.list_clusters() if c.engine == "pg" and wanted(location, c.id, c.name)]
+    # Pools are read on every PostgreSQL engine (pg, advanced_pg); the others have none.
+    clusters = [c for c in await do.list_clusters() if c.engine in PG_ENGINES and wanted(location, c.id, c.name)]
     async with anyio.create_task_group() as group:
         for cluster in clusters:
             group.start_soon(_do_cluster, do, cluster, sink)
