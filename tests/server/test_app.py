@@ -87,11 +87,20 @@ class _GarbageSandbox(Sandbox):
         return await super()._respond(scope, receive, send)
 
 
+class _BrokenSandbox(Sandbox):
+    """Fails inside the transport with an exception no layer expects: a bug, not a provider answer."""
+
+    async def _respond(self, scope: Any, receive: Any, send: Any) -> Response | None:
+        if Request(scope).url.path == "/v2/databases":
+            raise RuntimeError("a bug nobody foresaw")
+        return await super()._respond(scope, receive, send)
+
+
 async def test_unexpected_failure_is_an_internal_error_with_an_incident_id(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = ManualClock()
-    sandbox = _GarbageSandbox(clock=clock, sleep=clock.sleep)
+    sandbox = _BrokenSandbox(clock=clock, sleep=clock.sleep)
     app = build_app(sandbox_settings(tmp_path / "audit.jsonl"), sandbox=sandbox, clock=clock, sleep=clock.sleep)
     caplog.set_level(logging.ERROR)
     async with open_client(app) as client:
@@ -109,6 +118,17 @@ async def test_unknown_tool_is_a_validation_error_naming_the_field(audit_path: P
         result = await client.call_tool("digitalocean_drop_everything", {})
     assert result.is_error and result.structured_content is not None
     assert (result.structured_content["code"], result.structured_content["field"]) == ("validation_error", "name")
+
+
+async def test_a_body_missing_a_required_field_is_an_upstream_error_naming_the_field(tmp_path: Path) -> None:
+    clock = ManualClock()
+    sandbox = _GarbageSandbox(clock=clock, sleep=clock.sleep)  # a cluster of only {"id": 5}
+    app = build_app(sandbox_settings(tmp_path / "audit.jsonl"), sandbox=sandbox, clock=clock, sleep=clock.sleep)
+    async with open_client(app) as client:
+        result = await client.call_tool("digitalocean_list_clusters", {})
+    assert result.is_error and result.structured_content is not None
+    err = result.structured_content
+    assert err["code"] == "upstream_error" and "name: Field required" in err["message"]
 
 
 async def test_list_body_of_the_wrong_shape_is_an_upstream_error_not_an_empty_list(tmp_path: Path) -> None:
