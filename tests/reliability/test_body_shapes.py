@@ -31,11 +31,10 @@ from mcp import Client
 from mcp_types import CallToolResult
 
 from poolpilot.server.kernel.errors import ErrorInfo
-from poolpilot.server.kernel.sandbox import Sandbox
 from poolpilot.server.kernel.shapes import EXTRA_FIELD
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID
 from poolpilot.tools.taurusdb.sandbox_seed import INSTANCE_PROD, PROXY_SWITCHABLE
-from tests.support import ManualClock, make_app, open_client
+from tests.support import ManualClock, Sandbox, make_app, open_client
 
 EXAMPLES = 500
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from poolpilot.server.kernel.config import ConfigError, load_settings
+from poolpilot.server.kernel.config import ConfigError
+from poolpilot.server.shell.app import load_settings
+from poolpilot.tools.digitalocean.settings import of as do_of
+from poolpilot.tools.taurusdb.settings import of as tdb_of
 
 PROJECT = "054e292c9880d4992f02c0196d3ea468"
 TAURUS = {"HUAWEICLOUD_SDK_AK": "AK0123", "HUAWEICLOUD_SDK_SK": "SK0123456789", "HUAWEICLOUD_SDK_PROJECT_ID": PROJECT}
@@ -12,8 +15,8 @@ TAURUS = {"HUAWEICLOUD_SDK_AK": "AK0123", "HUAWEICLOUD_SDK_SK": "SK0123456789", 
 
 def test_digitalocean_api_token_alone_makes_digitalocean_live() -> None:
     s = load_settings({}, {"DIGITALOCEAN_API_TOKEN": "dop_v1_api"})
-    assert s.provider_backend("digitalocean") == "live" and s.digitalocean_token == "dop_v1_api"
-    assert s.digitalocean_token_var == "DIGITALOCEAN_API_TOKEN"
+    assert s.provider_backend("digitalocean") == "live" and do_of(s).token == "dop_v1_api"
+    assert do_of(s).token_var == "DIGITALOCEAN_API_TOKEN"
     assert s.sources["digitalocean_token"] == "env DIGITALOCEAN_API_TOKEN"
 
 
@@ -28,7 +31,7 @@ def test_digitalocean_api_token_alone_makes_digitalocean_live() -> None:
 def test_digitalocean_token_precedence_is_token_then_access_token_then_api_token(
     env: dict[str, str], winner: str
 ) -> None:
-    assert load_settings({}, env).digitalocean_token == winner
+    assert do_of(load_settings({}, env)).token == winner
 
 
 def test_a_malformed_digitalocean_api_token_names_its_variable() -> None:
@@ -41,8 +44,8 @@ def test_huawei_security_token_is_read_and_treated_as_a_secret() -> None:
     s = load_settings(
         {}, {**TAURUS, "HUAWEICLOUD_SDK_REGION": "cn-north-4", "HUAWEICLOUD_SDK_SECURITY_TOKEN": "st-xyz"}
     )
-    assert s.huawei_security_token == "st-xyz" and "st-xyz" in s.secrets()
-    assert "st-xyz" not in repr(s)
+    assert tdb_of(s).security_token == "st-xyz" and "st-xyz" in s.secrets()
+    assert "st-xyz" not in repr(s) and "st-xyz" not in repr(tdb_of(s))
     assert s.sources["HUAWEICLOUD_SDK_SECURITY_TOKEN"] == "env HUAWEICLOUD_SDK_SECURITY_TOKEN"
 
 

@@ -11,12 +11,13 @@ import pytest
 from mcp import Client
 
 from poolpilot.server.kernel.config import Settings
-from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
+from poolpilot.server.kernel.sandbox import FaultPlan
 from poolpilot.server.kernel.shapes import compose, extended, nulled
 from poolpilot.server.shell.app import build_app
 from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
+from poolpilot.tools.taurusdb.settings import TaurusDBSettings
 from poolpilot.tools.taurusdb.signer import sign_request
-from tests.support import ManualClock, served
+from tests.support import ManualClock, Sandbox, served
 from tests.taurusdb.harness import session, switch_args
 
 pytestmark = pytest.mark.anyio
@@ -120,15 +121,9 @@ async def test_tools_read_nulled_and_extended_shapes(tmp_path: Path) -> None:
 
 
 def _live(tmp_path: Path, url: str, clock: ManualClock, **more: Any) -> Client:
+    own = TaurusDBSettings(ak=SANDBOX_AK, sk=SANDBOX_SK, project_id=SANDBOX_PROJECT_ID, url=url, **more)
     settings = Settings(
-        backend="live",
-        huawei_ak=SANDBOX_AK,
-        huawei_sk=SANDBOX_SK,
-        huawei_project_id=SANDBOX_PROJECT_ID,
-        taurusdb_url=url,
-        toolsets=("taurusdb",),
-        audit_log=str(tmp_path / "audit.jsonl"),
-        **more,
+        backend="live", providers={"taurusdb": own}, toolsets=("taurusdb",), audit_log=str(tmp_path / "audit.jsonl")
     )
     return Client(build_app(settings, clock=clock, sleep=clock.sleep), raise_exceptions=True)
 
@@ -137,7 +132,7 @@ async def test_a_security_token_is_sent_signed_and_accepted(tmp_path: Path) -> N
     clock = ManualClock()
     sandbox = Sandbox(clock=clock, sleep=clock.sleep)
     with served(sandbox) as url:
-        async with _live(tmp_path, url, clock, huawei_security_token="sts-temporary-token-0123") as client:
+        async with _live(tmp_path, url, clock, security_token="sts-temporary-token-0123") as client:
             with anyio.fail_after(20):
                 listed = await client.call_tool("taurusdb_list_instances", {})
     assert not listed.is_error, listed.content

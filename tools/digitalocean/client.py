@@ -28,7 +28,7 @@ from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.http import Upstream
 from poolpilot.server.kernel.state import OpenContext
 from poolpilot.server.kernel.text import quote, shown
-from poolpilot.tools.digitalocean.errors import hinter, json_or_none, member, next_page, parse_error, read_body
+from poolpilot.tools.digitalocean.errors import hinter, listed, member, next_page, parse_error, read_body
 from poolpilot.tools.digitalocean.models import ApiCluster, ApiDatabase, ApiPool, ApiUser
 from poolpilot.tools.digitalocean.settings import of
 
@@ -237,20 +237,8 @@ class DigitalOceanClient:
         what = f"cluster {cluster_id}" if cluster_id else "the cluster list"
         for _ in range(_MAX_PAGES):
             response = await self._named(self.upstream.request("GET", path, params=params), what, None)
-            body = json_or_none(response)
-            found = body.get(key) if isinstance(body, dict) else None
-            if found is not None and not isinstance(found, list):
-                # A body of the wrong shape is a provider fault, never an empty list the model would trust.
-                raise PoolpilotError(
-                    ErrorInfo(
-                        code="upstream_error",
-                        message=f"DigitalOcean answered {what} with an unexpected body (no {key!r} list)",
-                        provider="digitalocean",
-                        http_status=response.status_code,
-                        hint="Retry later; if it persists, check POOLPILOT_DIGITALOCEAN_URL points at the API.",
-                    )
-                )
-            items.extend(found or [])
+            found, body = listed(response, key, what)
+            items.extend(found)
             following = next_page(body)
             if not isinstance(following, str):
                 break

@@ -10,10 +10,10 @@ import httpx2
 from pydantic import BaseModel
 
 from poolpilot.server.kernel.bodies import body_error, parse_body
-from poolpilot.server.kernel.errors import ErrorInfo
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.http import ProviderErrorParts, unreachable_hint
 
-__all__ = ["hinter", "json_or_none", "member", "next_page", "parse_error", "read_body"]
+__all__ = ["hinter", "json_or_none", "listed", "member", "next_page", "parse_error", "read_body"]
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -88,6 +88,23 @@ def json_or_none(response: httpx2.Response) -> object:
         return response.json()
     except ValueError:
         return None
+
+
+def listed(response: httpx2.Response, key: str, what: str) -> tuple[list[object], object]:
+    """`body[key]` (absent: empty) and the body. Not a list: a provider fault, never an empty list to trust."""
+    body = json_or_none(response)
+    found = body.get(key) if isinstance(body, dict) else None
+    if found is not None and not isinstance(found, list):
+        raise PoolpilotError(
+            ErrorInfo(
+                code="upstream_error",
+                message=f"DigitalOcean answered {what} with an unexpected body (no {key!r} list)",
+                provider="digitalocean",
+                http_status=response.status_code,
+                hint="Retry later; if it persists, check POOLPILOT_DIGITALOCEAN_URL points at the API.",
+            )
+        )
+    return found or [], body
 
 
 def next_page(body: object) -> object:

@@ -16,17 +16,14 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
 from urllib.parse import quote
 
 import httpx2
-from pydantic import BaseModel
 
-from poolpilot.server.kernel.bodies import parse_body
 from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.http import ProviderErrorParts, Upstream, unreachable_hint
 from poolpilot.server.kernel.state import OpenContext
-from poolpilot.tools.taurusdb.models import PROJECT_ID_PATTERN, ApiInstance, ApiJob, ApiProxyEntry, PoolType
+from poolpilot.tools.taurusdb.models import PROJECT_ID_PATTERN, ApiInstance, ApiJob, ApiProxyEntry, PoolType, read_body
 from poolpilot.tools.taurusdb.regions import REGIONS, endpoint_for
 from poolpilot.tools.taurusdb.settings import of
 from poolpilot.tools.taurusdb.signer import canonical_query, sign_request
@@ -34,7 +31,6 @@ from poolpilot.tools.taurusdb.signer import canonical_query, sign_request
 __all__ = ["PROVIDER", "Submitted", "TaurusDBClient", "open_client", "parse_error"]
 
 PROVIDER = "taurusdb"
-M = TypeVar("M", bound=BaseModel)
 SANDBOX_BASE_URL = "http://sandbox.invalid"
 USER_AGENT = "poolpilot-taurusdb/1"
 _PAGE = 100
@@ -120,11 +116,6 @@ def _hinter(where: str, unreachable: str, creds: str) -> Callable[[ErrorInfo], s
     return hint
 
 
-def _read(model: type[M], data: object, what: str) -> M:
-    hint = "Retry in a minute; if it persists, TaurusDB's API changed shape: report it."
-    return parse_body(model, data, provider=PROVIDER, label="TaurusDB", what=what, hint=hint)
-
-
 def _seg(value: str) -> str:
     return quote(value, safe="")
 
@@ -168,7 +159,7 @@ class TaurusDBClient:
         response = await self._send("GET", "instances", params=[("limit", limit), ("offset", offset)])
         body = self._body(response, "instances")
         items = body.get("instances")
-        rows = [_read(ApiInstance, item, "the instance list") for item in items] if isinstance(items, list) else []
+        rows = [read_body(ApiInstance, item, "the instance list") for item in items] if isinstance(items, list) else []
         total = body.get("total_count")
         return rows, total if isinstance(total, int) else offset + len(rows)
 
@@ -180,7 +171,7 @@ class TaurusDBClient:
             response = await self._send("GET", f"instances/{_seg(instance_id)}/proxies", params=params)
             items = self._body(response, "proxy_list").get("proxy_list")
             what = f"the proxies of instance {instance_id}"
-            batch = [_read(ApiProxyEntry, item, what) for item in items] if isinstance(items, list) else []
+            batch = [read_body(ApiProxyEntry, item, what) for item in items] if isinstance(items, list) else []
             found.extend(batch)
             if len(batch) < _PAGE:
                 break
@@ -236,7 +227,7 @@ class TaurusDBClient:
         job = self._body(response, "job").get("job")
         if not isinstance(job, dict):
             raise self._broken("the job query answered without a job")
-        return _read(ApiJob, job, f"job {job_id}")
+        return read_body(ApiJob, job, f"job {job_id}")
 
     # -- helpers -----------------------------------------------------------------------------------
 

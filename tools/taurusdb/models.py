@@ -6,11 +6,11 @@ named, before any request: project 32 letters/digits, instance 32 + `in07`, prox
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from poolpilot.server.kernel.bodies import ProviderBody
+from poolpilot.server.kernel.bodies import ProviderBody, parse_body
 from poolpilot.server.kernel.guard import GuardedResult
 
 __all__ = [
@@ -35,7 +35,10 @@ __all__ = [
     "ProxyRow",
     "WaitOutcome",
     "job_from",
+    "read_body",
 ]
+
+M = TypeVar("M", bound=BaseModel)
 
 PROJECT_ID_PATTERN = r"^[A-Za-z0-9]{32}$"
 ProjectId = Annotated[str, Field(pattern=PROJECT_ID_PATTERN, description="Project id, 32 letters/digits")]
@@ -108,6 +111,12 @@ class ApiJob(_Api):
     process: str = ""
     instance: ApiJobInstance | None = None
     fail_reason: str = ""
+
+
+def read_body(model: type[M], data: object, what: str) -> M:
+    """A TaurusDB body as `model`; one that cannot be read is a clean `upstream_error` (server/kernel/bodies.py)."""
+    hint = "Retry in a minute; if it persists, TaurusDB's API changed shape: report it."
+    return parse_body(model, data, provider="taurusdb", label="TaurusDB", what=what, hint=hint)
 
 
 # -- results ----------------------------------------------------------------------------------------
