@@ -84,6 +84,7 @@ FACE = Provider(
     env=(
         EnvVar("DIGITALOCEAN_TOKEN", secret=True, description="DigitalOcean API token"),
         EnvVar("DIGITALOCEAN_ACCESS_TOKEN", secret=True, description="DigitalOcean API token (pydo's name)"),
+        EnvVar("DIGITALOCEAN_API_TOKEN", secret=True, description="DigitalOcean API token (DigitalOcean MCP's name)"),
         EnvVar("POOLPILOT_DIGITALOCEAN_URL", secret=False, description="API base URL (a sandbox or a proxy)"),
     ),
 )

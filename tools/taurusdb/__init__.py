@@ -95,6 +95,7 @@ FACE = Provider(
     env=(
         EnvVar("HUAWEICLOUD_SDK_AK", secret=True, description="Huawei Cloud access key id"),
         EnvVar("HUAWEICLOUD_SDK_SK", secret=True, description="Huawei Cloud secret access key"),
+        EnvVar("HUAWEICLOUD_SDK_SECURITY_TOKEN", secret=True, description="security token of temporary AK/SK"),
         EnvVar("POOLPILOT_TAURUSDB_IAM_TOKEN", secret=True, description="an IAM token instead of AK/SK"),
         EnvVar("HUAWEICLOUD_SDK_PROJECT_ID", secret=False, description="Huawei Cloud project id of the region"),
         EnvVar("HUAWEICLOUD_SDK_REGION", secret=False, description="Huawei Cloud region, e.g. cn-north-4"),
