@@ -127,8 +127,19 @@ class Preview(BaseModel):
     impact: str
 
     def diff(self) -> str:
-        """The changes as prose; values come from the provider, so strings are quoted (server/kernel/text.py)."""
-        return "; ".join(f"{label(c.field)} {shown(c.before)} → {shown(c.after)}" for c in self.changes)
+        """The changes as prose: only fields that change, a removal lists what goes (not `x → None`). Values come
+        from the provider, so strings are quoted (server/kernel/text.py)."""
+        changed = [c for c in self.changes if c.before != c.after]
+        if changed and all(c.after is None for c in changed):
+            return "removes " + ", ".join(f"{label(c.field)} {shown(c.before)}" for c in changed)
+        return "; ".join(
+            f"{label(c.field)} {shown(c.before)} removed"
+            if c.after is None
+            else f"{label(c.field)} {shown(c.after)}"
+            if c.before is None
+            else f"{label(c.field)} {shown(c.before)} → {shown(c.after)}"
+            for c in changed
+        )
 
     def text(self) -> str:
         """The question's body. Callers quote provider names in target and impact; `escape` is the backstop that

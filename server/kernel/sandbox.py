@@ -8,10 +8,17 @@ Faults are rules matched per provider or endpoint: an HTTP status (429 carries R
 a timeout (the response never comes in time), a dropped connection, or `applied-500` (the change happened,
 the answer says it failed). CLI syntax, one rule per `--fault`: `KIND[@TARGET][%RATE][#TIMES]`, e.g.
 `500@databases_add_connectionPool%20`, `429@digitalocean`, `latency:50ms`, `applied-500#1`, `drop@get_job`.
+A target must name a provider or one of its fake's `endpoints`: the sandbox refuses a rule that could never fire.
+
+With a `SandboxStore` the state lives outside the process (the CLI's `$XDG_STATE_HOME/poolpilot/`): each request
+is handled under the store's lock on the state last saved, and the state is saved again when it changed, so
+separate processes see one sandbox and each request is atomic, as upstream.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import random
 import re
 import time
@@ -29,7 +36,7 @@ from starlette.types import Receive, Scope, Send
 if TYPE_CHECKING:
     from poolpilot.server.kernel.provider import Provider
 
-__all__ = ["FakeProvider", "Fault", "FaultPlan", "Sandbox", "SandboxOptions", "parse_fault"]
+__all__ = ["FakeProvider", "Fault", "FaultPlan", "Sandbox", "SandboxOptions", "SandboxStore", "parse_fault"]
 
 T = TypeVar("T")
 F = TypeVar("F")
@@ -45,6 +52,29 @@ class FakeProvider(Protocol):
     def error(self, status: int, *, retry_after: int | None = None) -> Response: ...
 
     def endpoint(self, method: str, segments: list[str]) -> str | None: ...
+
+    @property
+    def endpoints(self) -> frozenset[str]:
+        """Every endpoint name `endpoint()` can return (fault targets)."""
+
+    def export_state(self) -> dict[str, object]:
+        """What the API can change, as JSON (secrets stay seeded)."""
+
+    def import_state(self, data: object) -> None:
+        """Back to the seeds, then what `export_state` wrote (anything unreadable is skipped)."""
+
+
+class SandboxStore(Protocol):
+    """Where a persistent sandbox keeps its state between processes (blocking calls: run off the event loop)."""
+
+    def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
+
+    def load(self) -> object | None:
+        """The saved state if it changed since this store's last load or save, else None."""
+
+    def save(self, state: dict[str, object]) -> None: ...
 
 
 @dataclass
@@ -151,6 +181,7 @@ class Sandbox:
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         faults: FaultPlan | None = None,
         timeout_s: float = 3600.0,
+        store: SandboxStore | None = None,
     ) -> None:
         self.faults = faults or FaultPlan()
         self._sleep = sleep
@@ -158,6 +189,21 @@ class Sandbox:
         self.fakes = dict(fakes)
         self._providers: dict[str, tuple[str, FakeProvider]] = {f.prefix: (n, f) for n, f in self.fakes.items()}
         self.requests = 0
+        self.store = store
+        self._saved = ""
+        self._check_targets()
+
+    def _check_targets(self) -> None:
+        """A rule whose target names no provider or endpoint would never fire: refuse it, with a suggestion."""
+        known = sorted({*self.fakes, *(e for f in self.fakes.values() for e in f.endpoints)})
+        for rule in self.faults.rules:
+            if rule.target is not None and rule.target not in known:
+                close = difflib.get_close_matches(rule.target, known, n=1)
+                suggestion = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(
+                    f"fault target {rule.target!r} is not a provider or endpoint; {suggestion}"
+                    f"targets: {', '.join(self.fakes)} or an endpoint name (see README, Fault injection)"
+                )
 
     @classmethod
     def fakes_of(
@@ -230,7 +276,40 @@ class Sandbox:
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
             await send({"type": "http.response.body", "body": b"{", "more_body": True})
             raise httpx2.RemoteProtocolError("sandbox fault: connection dropped")
-        response = await provider.handle(request, segments)
+        if self.store is None:
+            response = await provider.handle(request, segments)
+        else:
+            response = await self._handle_stored(self.store, provider, request, segments)
         if failure is not None and failure.kind == "applied-500":
             return provider.error(500)
         return response
+
+    def export_state(self) -> dict[str, object]:
+        return {"version": 1, **{name: fake.export_state() for name, fake in self.fakes.items()}}
+
+    def import_state(self, data: object) -> None:
+        """Restore `export_state()`; anything else (another version, a damaged file) means the seeds."""
+        saved = data if isinstance(data, dict) and data.get("version") == 1 else {}
+        for name, fake in self.fakes.items():
+            fake.import_state(saved.get(name))
+
+    async def _handle_stored(
+        self, store: SandboxStore, provider: FakeProvider, request: Request, segments: list[str]
+    ) -> Response:
+        # Shielded: a cancelled wait for the lock must still hand the lock back once the thread has it.
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(store.acquire)
+        try:
+            loaded = store.load()
+            if loaded is not None:
+                self.import_state(loaded)
+                self._saved = json.dumps(self.export_state(), sort_keys=True)
+            response = await provider.handle(request, segments)
+            state = self.export_state()
+            text = json.dumps(state, sort_keys=True)
+            if text != self._saved:
+                store.save(state)
+                self._saved = text
+            return response
+        finally:
+            store.release()

@@ -4,12 +4,38 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 __all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line naming the fix, not the whole usage (argparse's default)."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            # Only the first option's name: what follows it may be a secret typed where it does not belong.
+            words = message.split(":", 1)[1].split()
+            message = f"unknown option {next((w.split('=')[0] for w in words if w.startswith('-')), 'or argument')}"
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("poolpilot")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def _port(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError("a port is a number from 0 to 65535")
+    return int(text)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -26,7 +52,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _http_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--transport", choices=["stdio", "sse", "streamable-http"])
     p.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    p.add_argument("--port", type=_port, help="HTTP port (default 8000)")
     p.add_argument("--auth-token-file", help="file holding the HTTP bearer token (or POOLPILOT_AUTH_TOKEN)")
     p.add_argument("--allowed-hosts", help="comma list of Host values accepted off loopback")
     p.add_argument("--allowed-origins", help="comma list of Origin values accepted")
@@ -34,19 +60,24 @@ def _http_options(p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="poolpilot", description="MCP server for managed connection pools.", allow_abbrev=False
-    )
+    parser = _Parser(prog="poolpilot", description="MCP server for managed connection pools.", allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"poolpilot {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", allow_abbrev=False, help="run the MCP server (stdio by default)")
     _common(serve)
     _http_options(serve)
     serve.add_argument("--sandbox-job-seconds", type=float, help="how long a sandbox async job takes (default 2-6)")
+    serve.add_argument(
+        "--sandbox-state", action="store_true", help="share the sandbox state and confirmation secret with `call`"
+    )
 
     sandbox = sub.add_parser("sandbox", allow_abbrev=False, help="serve the fake provider APIs on a port")
+    sandbox.add_argument(
+        "action", nargs="?", choices=["reset"], help="reset: forget the state `call` keeps (and its secret)"
+    )
     sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8080)
+    sandbox.add_argument("--port", type=_port, default=8080)
     sandbox.add_argument("--fault", action="append", dest="faults", help="fault rule (repeatable), see README")
     sandbox.add_argument("--require-token", help="the bearer-token API accepts only this token (auth-failure tests)")
     sandbox.add_argument("--job-seconds", type=float, default=6.0, help="how long an async job takes")
@@ -62,11 +93,25 @@ def _parser() -> argparse.ArgumentParser:
     tools = sub.add_parser("tools", allow_abbrev=False, help="list the tools with their safety class")
     _common(tools)
     tools.add_argument("--json", action="store_true")
+    tools.add_argument("tool", nargs="?", help="print this tool's arguments and safety class")
 
-    call = sub.add_parser("call", allow_abbrev=False, help="call one tool through an in-process MCP client")
+    call = sub.add_parser(
+        "call",
+        allow_abbrev=False,
+        help="call one tool through an in-process MCP client",
+        epilog="`poolpilot call TOOL --help` prints the tool's arguments. Values: key=value is typed by the tool's "
+        "schema (strings stay strings); key:=JSON passes JSON; key=@file.json reads a JSON file.",
+    )
     _common(call)
-    call.add_argument("tool")
-    call.add_argument("args", nargs="*", metavar="key=value", help="arguments; values are JSON when they parse")
+    call.add_argument("--sandbox-job-seconds", type=float, help="how long a sandbox async job takes (default 2-6)")
+    call.add_argument(
+        "--sandbox-state",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="keep the sandbox state and confirmation secret between calls (default: on)",
+    )
+    call.add_argument("tool", help="tool name (`poolpilot tools` lists them)")
+    call.add_argument("args", nargs=argparse.REMAINDER, metavar="key=value", help="tool arguments, or --help")
 
     doctor = sub.add_parser(
         "doctor", allow_abbrev=False, help="check configuration, credentials and endpoints (reads only)"
@@ -87,24 +132,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def _flags(ns: argparse.Namespace) -> dict[str, object]:
     flags = {
-        k: v for k, v in vars(ns).items() if v is not None and k not in ("command", "tool", "args", "json", "timeout")
+        k: v
+        for k, v in vars(ns).items()
+        if v is not None and k not in ("command", "tool", "args", "json", "timeout", "sandbox_state", "action")
     }
     if "faults" in flags:
         flags["faults"] = ",".join(ns.faults)
     return flags
-
-
-def _parse_args(pairs: Sequence[str]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"poolpilot call: argument {pair!r} is not key=value")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -113,6 +147,34 @@ def _fail(message: str, code: int = 2) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(args)
+    except BrokenPipeError:  # `poolpilot call … | head`: the reader left, which is not an error worth a traceback
+        from poolpilot.server.shell.terminal import quiet_broken_pipe
+
+        return quiet_broken_pipe()
+
+
+def _call_options(ns: argparse.Namespace) -> tuple[list[str], bool]:
+    """Split what follows the tool name: key=value pairs, `--help`, and call options given after the tool."""
+    pairs = [a for a in ns.args if not a.startswith("-")]
+    options = [a for a in ns.args if a.startswith("-")]
+    wants_help = any(a in ("-h", "--help") for a in options)
+    options = [a for a in options if a not in ("-h", "--help")]
+    if options:
+        from poolpilot.server.shell.callargs import UsageError
+        from poolpilot.server.shell.terminal import program
+
+        option = options[0].split("=")[0]
+        raise UsageError(
+            f"{option} after the tool name: options go before the tool, tool arguments are key=value "
+            f"(e.g. {option.lstrip('-').replace('-', '_')}=…; `{program()} call {ns.tool} --help` lists them)"
+        )
+    return pairs, wants_help
+
+
+def _main(argv: list[str]) -> int:
     ns = _parser().parse_args(argv)
     if ns.command == "serve":
         # Start-up allocates many long-lived objects (the SDK, schemas, models); collecting them while they are
@@ -120,12 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.disable()
     from poolpilot.server.kernel.config import ConfigError
     from poolpilot.server.shell.app import load_settings
+    from poolpilot.server.shell.callargs import UsageError
 
     try:
         if ns.command == "sandbox":
-            from poolpilot.server.shell.commands import run_sandbox
+            from poolpilot.server.shell.sandboxcmd import reset_state, run_sandbox
 
-            return run_sandbox(ns)
+            return reset_state() if ns.action == "reset" else run_sandbox(ns)
         if ns.command == "doctor":
             from poolpilot.server.shell.doctor import run_doctor
 
@@ -138,16 +201,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         settings = load_settings(_flags(ns))
         if ns.command == "tools":
+            from poolpilot.server.shell.calling import print_tool_help
             from poolpilot.server.shell.commands import print_tools
 
-            return print_tools(settings, as_json=ns.json)
+            return print_tool_help(settings, ns.tool) if ns.tool else print_tools(settings, as_json=ns.json)
         if ns.command == "call":
-            from poolpilot.server.shell.commands import call_tool
+            from poolpilot.server.shell.calling import call_tool, print_tool_help
 
-            return call_tool(settings, ns.tool, _parse_args(ns.args))
+            pairs, wants_help = _call_options(ns)
+            if wants_help:
+                return print_tool_help(settings, ns.tool)
+            return call_tool(settings, ns.tool, pairs, argv=argv, keep=ns.sandbox_state)
         from poolpilot.server.shell.commands import serve
 
-        return serve(settings)
+        return serve(settings, keep=ns.sandbox_state)
+    except UsageError as exc:
+        print(f"poolpilot {ns.command}: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         return _fail(str(exc))
     except ValueError as exc:

@@ -86,6 +86,12 @@ def _secret(settings: Settings) -> Check:
     return _check(name, "warn", detail, fix) if replicas else _check(name, "ok", detail)
 
 
+def _confirm(settings: Settings) -> Check:
+    if settings.confirm != "off":
+        return _check("confirm mode", "ok", f"{settings.confirm}: destructive tools ask before they act")
+    return _check("confirm mode", "warn", "off: destructive tools act WITHOUT asking anyone", "drop --confirm off")
+
+
 def _audit(settings: Settings) -> Check:
     path = settings.audit_log or "-"
     if path == "-":
@@ -182,7 +188,7 @@ async def diagnose(
             for index, probe in enumerate(probes):
                 tg.start_soon(run, index, probe)
         checks += [check for found in results for check in found]
-        checks += [_secret(settings), _audit(settings), *_http(settings)]
+        checks += [_confirm(settings), _secret(settings), _audit(settings), *_http(settings)]
     ok = not any(c.status == "fail" for c in checks)
     return DoctorReport(ok=ok, python=python, poolpilot=poolpilot, mcp=mcp, settings=sources, checks=checks)
 

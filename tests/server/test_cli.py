@@ -20,6 +20,7 @@ COMMANDS = ["serve", "sandbox", "tools", "call", "doctor", "config"]
 def _run(args: list[str], tmp_path: Path, **env_extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITALOCEAN_", "HUAWEICLOUD_", "POOLPILOT_"))}
     env.update(POOLPILOT_AUDIT_LOG=str(tmp_path / "audit.jsonl"), PYTHONPATH=str(ROOT), **env_extra)
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
     return subprocess.run(
         [sys.executable, "-m", "poolpilot.server", *args],
         env=env,
@@ -112,10 +113,10 @@ def test_call_list_clusters_prints_json(tmp_path: Path) -> None:
     assert payload["backend"] == "sandbox" and len(payload["rows"]) == 2 and payload["next_cursor"]
 
 
-def test_call_unknown_tool_exits_1_with_an_error_model(tmp_path: Path) -> None:
+def test_call_unknown_tool_exits_2_in_one_line(tmp_path: Path) -> None:
     done = _run(["call", "digitalocean_list_nothing"], tmp_path)
-    assert done.returncode == 1
-    assert json.loads(done.stdout)["code"] == "validation_error"
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "no tool named 'digitalocean_list_nothing'" in done.stderr
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
@@ -132,12 +133,48 @@ def test_help_exits_0(command: str | None, capsys: pytest.CaptureFixture[str]) -
         ["serve", "--no-such-flag"],
         ["serve", "--auth-token", "visible-in-ps"],
         ["serve", "--transport", "carrier-pigeon"],
+        ["serve", "--transport", "http"],
+        ["serve", "--port", "abc"],
+        ["sandbox", "--port", "70000"],
+        ["sandbox", "resett"],
         ["config", "emacs"],
         ["frobnicate"],
     ],
 )
-def test_bad_flag_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_flag_exits_2_in_one_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2
-    assert "usage: poolpilot" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("poolpilot") and "--help`" in err and "usage:" not in err
+    assert "visible-in-ps" not in err
+
+
+def test_banner_names_poolpilot_by_full_path_unless_it_is_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from poolpilot.server.kernel.config import load_settings
+    from poolpilot.server.shell.commands import banner
+
+    script = Path(sys.executable).parent / "poolpilot"
+    if not script.is_file():
+        pytest.skip("not running from an environment with the poolpilot script")
+    monkeypatch.setenv("POOLPILOT_AUDIT_LOG", "-")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert f"`{script} call digitalocean_list_clusters`" in banner(load_settings({}))
+    monkeypatch.setenv("PATH", str(script.parent))
+    assert "`poolpilot call digitalocean_list_clusters`" in banner(load_settings({}))
+
+
+def test_install_hint_fits_a_clone() -> None:
+    from poolpilot.tools.pgbouncer.extra import install_hint
+
+    assert install_hint() == f"pip install -e '.[pgbouncer]' in {ROOT}"  # the tests run from a clone
+
+
+def test_doctor_warns_when_confirmation_is_off(tmp_path: Path) -> None:
+    import anyio
+
+    from poolpilot.server.shell.doctor import diagnose
+
+    report = anyio.run(diagnose, {"confirm": "off"}, {"POOLPILOT_AUDIT_LOG": str(tmp_path / "a.jsonl")})
+    check = next(c for c in report.checks if c.name == "confirm mode")
+    assert check.status == "warn" and "WITHOUT asking" in check.detail

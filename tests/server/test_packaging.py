@@ -45,6 +45,14 @@ def test_wheel_installs_only_the_poolpilot_namespace_with_every_module(tmp_path:
         if "__pycache__" not in p.parts
     }
     assert tree <= shipped, sorted(tree - shipped)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
+
+
+def test_license_file_is_the_apache_2_text_pyproject_names() -> None:
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.lstrip().startswith("Apache License\n                           Version 2.0, January 2004")
+    assert "END OF TERMS AND CONDITIONS" in text and "9. Accepting Warranty or Additional Liability." in text
+    assert 'license = "Apache-2.0"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
 
 
 def test_no_module_imports_the_bare_source_folder_names() -> None:

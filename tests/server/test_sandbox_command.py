@@ -13,7 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
+import pytest
 
+from poolpilot.server.shell.cli import main
+from poolpilot.tools.pgbouncer.local import missing_binaries
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +37,7 @@ def _sandbox(*flags: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while True:  # bounded readiness wait for the port
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             try:
@@ -92,3 +95,77 @@ def test_sandbox_command_rejects_a_bad_fault_rule_in_one_line() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "KIND[@TARGET]" in done.stderr
+
+
+def test_sandbox_command_busy_port_is_one_line_and_no_banner() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = str(busy.getsockname()[1])
+        done = subprocess.run(
+            [sys.executable, "-m", "poolpilot.server", "sandbox", "--port", port],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("poolpilot: --port:") and port in done.stderr
+
+
+def test_sandbox_fault_target_must_exist(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sandbox", "--port", "0", "--fault", "500@databases_list_cluster"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "did you mean 'databases_list_clusters'" in err
+    assert main(["sandbox", "--port", "0", "--fault", "500@nowhere"]) == 2
+    assert "not a provider or endpoint" in capsys.readouterr().err
+
+
+def _stopped_within(proc: subprocess.Popen[str], sig: signal.Signals, limit_s: float) -> float:
+    started = time.monotonic()
+    proc.send_signal(sig)
+    proc.wait(timeout=limit_s + 5)  # bounded; the assertion below is the real limit
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sandbox_command_stops_within_2_s_with_a_request_held_by_a_timeout_fault(sig: signal.Signals) -> None:
+    with _sandbox("--fault", "timeout@databases_list_clusters") as (url, proc):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as held:
+            held.sendall(b"GET /v2/databases HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n\r\n")
+            held.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                held.recv(1)  # the fault holds the answer: the request is in flight
+            elapsed = _stopped_within(proc, sig, 2)
+        err = proc.stderr.read() if proc.stderr else ""
+    assert elapsed < 2, f"took {elapsed:.2f} s"
+    assert proc.returncode == 0 and "Traceback" not in err
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has exited; only its parent's wait is missing
+
+
+@pytest.mark.skipif(bool(missing_binaries()), reason="needs PostgreSQL and PgBouncer binaries")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sandbox_with_pgbouncer_stops_both_servers_and_removes_the_userlist(sig: signal.Signals) -> None:
+    with _sandbox("--with-pgbouncer") as (_, proc):
+        assert proc.stderr is not None
+        line = next(line for line in proc.stderr if "POOLPILOT_PGBOUNCER_LOCAL_INI=" in line)
+        root = Path(line.rsplit("POOLPILOT_PGBOUNCER_LOCAL_INI=", 1)[1].strip()).parent
+        pids = [int((root / "pgbouncer.pid").read_text().split()[0])]
+        pids.append(int((root / "pg" / "postmaster.pid").read_text().split()[0]))
+        assert all(_alive(pid) for pid in pids) and (root / "userlist.txt").exists()
+        elapsed = _stopped_within(proc, sig, 2)
+    assert elapsed < 2, f"took {elapsed:.2f} s"
+    assert proc.returncode == 0
+    assert not root.exists()  # userlist.txt (the admin password) went with it
+    assert not any(_alive(pid) for pid in pids)

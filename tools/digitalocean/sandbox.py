@@ -172,6 +172,7 @@ class DigitalOceanSandbox:
     """In-memory DigitalOcean API for clusters, dbs, pools and users; mount it under /v2."""
 
     prefix = "v2"
+    endpoints = frozenset(_OPERATIONS.values())  # fault targets
 
     def __init__(
         self,
@@ -199,6 +200,26 @@ class DigitalOceanSandbox:
         self._window.clear()
         self._last_key = ""
         self.calls.clear()
+
+    def export_state(self) -> dict[str, object]:
+        """What the API can change (databases and pools per cluster) as JSON; users and passwords stay seeded."""
+        return {
+            cid: {"dbs": list(c.dbs), "pools": [[p.name, p.mode, p.size, p.db, p.user] for p in c.pools.values()]}
+            for cid, c in self.clusters.items()
+        }
+
+    def import_state(self, data: object) -> None:
+        """Restore what `export_state` wrote, on top of the seeds; a cluster it does not know is skipped."""
+        self.clusters = seed_clusters(self._password)
+        if not isinstance(data, dict):
+            return
+        for cid, saved in data.items():
+            cluster = self.clusters.get(cid)
+            if cluster is None or not isinstance(saved, dict):
+                continue
+            cluster.dbs = [str(db) for db in saved.get("dbs", [])]
+            pools = [Pool(str(n), str(m), int(s), str(d), str(u)) for n, m, s, d, u in saved.get("pools", [])]
+            cluster.pools = {pool.name: pool for pool in pools}
 
     def endpoint(self, method: str, segments: list[str]) -> str | None:
         """The operationId a request would reach (for fault matching); None for unknown routes."""

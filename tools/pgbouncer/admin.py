@@ -36,6 +36,7 @@ from urllib.parse import quote
 import anyio
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from poolpilot.tools.pgbouncer.extra import INSTALL_HINT
 from poolpilot.tools.pgbouncer.ini import InvalidSetting
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from psycopg.adapt import Loader
     from psycopg.rows import DictRow
 
-INSTALL_HINT = "pip install 'poolpilot[pgbouncer]'"
+
 # admin.c copies a command argument, quotes included, into a 64-byte buffer ("bad arguments" beyond).
 _CONSOLE_ARG_MAX = 63
 _DATABASE_ALLOWED = "1-61 bytes without control characters (the console takes 63 bytes, quotes included)"

@@ -23,7 +23,6 @@ from poolpilot.server.kernel.state import OpenContext
 from poolpilot.server.kernel.text import shown
 from poolpilot.tools.pgbouncer import ini
 from poolpilot.tools.pgbouncer.admin import (
-    INSTALL_HINT,
     AdminColumnError,
     AdminCommandError,
     AdminConnectError,
@@ -35,6 +34,7 @@ from poolpilot.tools.pgbouncer.admin import (
     ShowPoolsRow,
     ShowStatsRow,
 )
+from poolpilot.tools.pgbouncer.extra import INSTALL_HINT
 from poolpilot.tools.pgbouncer.models import Thresholds
 from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, of
 

@@ -6,14 +6,10 @@ import anyio
 
 from poolpilot.server.kernel.probe import check
 from poolpilot.server.kernel.provider import Check
+from poolpilot.tools.pgbouncer.extra import install_hint
 from poolpilot.tools.pgbouncer.settings import PgBouncerSettings, dsn_var
 
 __all__ = ["install_hint", "probe"]
-
-
-def install_hint() -> str:
-    """How to get psycopg, in the form that fits how poolpilot was installed (a clone or a wheel)."""
-    return "pip install 'poolpilot[pgbouncer]'"
 
 
 async def probe(settings: PgBouncerSettings, timeout_s: float) -> list[Check]:

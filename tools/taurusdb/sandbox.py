@@ -29,6 +29,7 @@ Seeds (project 054e292c9880d4992f02c0196d3ea468; `reset()` restores them):
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import json
 import time
@@ -158,6 +159,7 @@ class TaurusDBSandbox:
     """The fake TaurusDB API; `handle` gets the raw path already split on "/" and each segment decoded."""
 
     prefix = "v3"
+    endpoints = frozenset(_ROUTES.values())  # fault targets
 
     def __init__(
         self,
@@ -188,6 +190,25 @@ class TaurusDBSandbox:
         self.instances = {instance.id: instance for instance in seed_instances()}
         self.proxies = {proxy.pool_id: proxy for proxy in seed_proxies()}
         self.jobs = {}
+
+    def export_state(self) -> dict[str, object]:
+        """What the API can change (each proxy's pool type and the jobs) as JSON; job times are clock times."""
+        return {
+            "proxies": {pid: [p.connection_pool_type, p.updated_at] for pid, p in self.proxies.items()},
+            "jobs": [dataclasses.asdict(job) for job in self.jobs.values()],
+        }
+
+    def import_state(self, data: object) -> None:
+        """Restore what `export_state` wrote, on top of the seeds; a proxy it does not know is skipped."""
+        self.reset()
+        if not isinstance(data, dict):
+            return
+        for pid, (pool_type, updated_at) in dict(data.get("proxies", {})).items():
+            proxy = self.proxies.get(pid)
+            if proxy is not None:
+                proxy.connection_pool_type, proxy.updated_at = str(pool_type), str(updated_at)
+        jobs = [SandboxJob(**job) for job in data.get("jobs", [])]
+        self.jobs = {job.id: job for job in jobs}
 
     def now(self) -> float:
         """The sandbox's own time: the clock plus the configured skew (signatures are checked against it)."""

@@ -1,0 +1,148 @@
+"""`poolpilot call` and `poolpilot tools TOOL`: one tool through an in-process MCP client.
+
+Each `call` is its own process. So that a preview's confirm_token works in the next one, and a change made by one
+is seen by the next, `call` keeps the per-user confirmation secret and the embedded sandbox's state in the state
+directory (`localstate.py`); `--no-sandbox-state` gives a fresh, forgotten sandbox instead. Live backends keep
+nothing there but the secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING
+
+import anyio
+
+from poolpilot.server.kernel.config import Settings
+from poolpilot.server.shell.callargs import UsageError, did_you_mean, parse_pairs, tool_help
+from poolpilot.server.shell.terminal import Progress, program, question, rerun_command
+
+if TYPE_CHECKING:
+    from mcp import Client
+    from mcp_types import Tool
+
+    from poolpilot.server.kernel.pipeline import PoolpilotServer
+    from poolpilot.server.kernel.sandbox import Sandbox
+
+__all__ = ["call_tool", "persistent", "print_tool_help"]
+
+
+def persistent(settings: Settings) -> tuple[Settings, Sandbox | None]:
+    """Settings signed with the per-user secret (unless POOLPILOT_CONFIRM_SECRET is set) and, when a provider
+    uses the sandbox, that sandbox backed by the state directory."""
+    from poolpilot.server.shell.app import build_sandbox, select_tools
+    from poolpilot.server.shell.localstate import FileStore, confirm_secret, state_dir
+
+    directory = state_dir()
+    if not settings.confirm_secret:
+        settings = dataclasses.replace(settings, confirm_secret=confirm_secret(directory))
+    enabled, _, _ = select_tools(settings)
+    if not any(f.sandbox is not None and settings.provider_backend(f.name) == "sandbox" for f in enabled):
+        return settings, None
+    sandbox = build_sandbox(settings)
+    sandbox.store = FileStore(directory)
+    return settings, sandbox
+
+
+def _safety(app: PoolpilotServer, name: str) -> str:
+    spec = app.specs.get(name)
+    return str(spec.safety.value) if spec is not None else "unknown"
+
+
+async def _lookup(app: PoolpilotServer, client: Client, name: str) -> Tool | None:
+    listed = (await client.list_tools()).tools
+    found = next((t for t in listed if t.name == name), None)
+    if found is None and name not in app.hidden:
+        names = [t.name for t in listed] + list(app.hidden)
+        raise UsageError(f"no tool named {name!r}{did_you_mean(name, names)} (`{program()} tools` lists them)")
+    return found
+
+
+async def _outside(lookup: Awaitable[Tool | None]) -> Tool | UsageError | None:
+    """The lookup's tool, or its UsageError as a value, to be raised once the client is closed."""
+    try:
+        return await lookup
+    except UsageError as exc:
+        return exc
+
+
+async def _help(settings: Settings, name: str) -> str:
+    from mcp import Client
+
+    from poolpilot.server.shell.app import build_app
+
+    app = build_app(settings)
+    async with Client(app) as client:
+        tool = await _outside(_lookup(app, client, name))
+    if isinstance(tool, UsageError):
+        raise tool  # raised here, not inside the client's task group (it would arrive wrapped in an ExceptionGroup)
+    if tool is None:
+        raise UsageError(f"{name} is not enabled here ({app.hidden[name]}); `{program()} tools` says why")
+    return tool_help(name, tool.description or "", _safety(app, name), tool.input_schema, program())
+
+
+def print_tool_help(settings: Settings, name: str) -> int:
+    print(anyio.run(_help, settings, name))
+    return 0
+
+
+async def _call(
+    settings: Settings, sandbox: Sandbox | None, name: str, pairs: Sequence[str], progress: Progress
+) -> tuple[bool, object]:
+    from mcp import Client
+    from mcp.client.session import ClientRequestContext
+    from mcp_types import ElicitRequestParams, ElicitResult
+
+    from poolpilot.server.shell.app import build_app
+
+    app = build_app(settings, sandbox=sandbox)
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+
+    async def ask(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
+        progress.done()
+        print(question(params.message), file=sys.stderr)
+        answer = await anyio.to_thread.run_sync(lambda: input("Apply this change? [y/N] "))
+        if answer.strip().lower() in ("y", "yes"):
+            return ElicitResult(action="accept", content={"confirm": True})
+        return ElicitResult(action="decline")
+
+    async with Client(app, elicitation_callback=ask if interactive else None) as client:
+        tool = await _outside(_lookup(app, client, name))
+        if isinstance(tool, UsageError):
+            failed: UsageError | None = tool
+        else:
+            try:
+                args = parse_pairs(name, pairs, tool.input_schema) if tool is not None else {}
+                failed = None
+            except UsageError as exc:
+                failed = exc
+        if failed is None:
+            try:
+                result = await client.call_tool(name, args, progress_callback=progress)
+            finally:
+                progress.done()
+    if failed is not None:
+        raise failed  # outside the client's task group, which would wrap it in an ExceptionGroup
+    payload: object = result.structured_content
+    if payload is None:
+        payload = [getattr(c, "text", str(c)) for c in result.content]
+    return result.is_error, payload
+
+
+def call_tool(settings: Settings, name: str, pairs: Sequence[str], *, argv: Sequence[str], keep: bool) -> int:
+    """Call `name`; prints the result as JSON, and on a preview the exact command that applies it."""
+    sandbox = None
+    if keep:
+        settings, sandbox = persistent(settings)
+    is_error, payload = anyio.run(_call, settings, sandbox, name, pairs, Progress())
+    print(json.dumps(payload, indent=2, ensure_ascii=False), flush=True)
+    if isinstance(payload, dict) and payload.get("outcome") == "confirmation_required" and payload.get("confirm_token"):
+        token = str(payload["confirm_token"])
+        if keep or settings.confirm_secret:
+            print(f"To apply it, run:\n  {rerun_command(argv, token)}", file=sys.stderr)
+        else:
+            print("Not kept: without --sandbox-state this token dies with this process.", file=sys.stderr)
+    return 1 if is_error else 0
