@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -160,7 +161,8 @@ def test_sandbox_with_pgbouncer_stops_both_servers_and_removes_the_userlist(sig:
     with _sandbox("--with-pgbouncer") as (_, proc):
         assert proc.stderr is not None
         line = next(line for line in proc.stderr if "POOLPILOT_PGBOUNCER_LOCAL_INI=" in line)
-        root = Path(line.rsplit("POOLPILOT_PGBOUNCER_LOCAL_INI=", 1)[1].strip()).parent
+        ini = next(w for w in shlex.split(line) if w.startswith("POOLPILOT_PGBOUNCER_LOCAL_INI="))
+        root = Path(ini.partition("=")[2]).parent
         pids = [int((root / "pgbouncer.pid").read_text().split()[0])]
         pids.append(int((root / "pg" / "postmaster.pid").read_text().split()[0]))
         assert all(_alive(pid) for pid in pids) and (root / "userlist.txt").exists()
