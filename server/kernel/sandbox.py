@@ -33,6 +33,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from poolpilot.server.kernel.text import quote
+
 if TYPE_CHECKING:
     from poolpilot.server.kernel.provider import Provider
 
@@ -201,7 +203,7 @@ class Sandbox:
                 close = difflib.get_close_matches(rule.target, known, n=1)
                 suggestion = f"did you mean {close[0]!r}? " if close else ""
                 raise ValueError(
-                    f"fault target {rule.target!r} is not a provider or endpoint; {suggestion}"
+                    f"fault target {quote(rule.target)} is not a provider or endpoint; {suggestion}"
                     f"targets: {', '.join(self.fakes)} or an endpoint name (see README, Fault injection)"
                 )
 

@@ -98,8 +98,8 @@ def parse_pairs(tool: str, pairs: Sequence[str], schema: Schema) -> dict[str, ob
         explicit = key.endswith(":")
         key = key.removesuffix(":")
         if not sep or not _KEY.fullmatch(key):
-            hint = f" (tool arguments are key=value, e.g. {key.lstrip('-').replace('-', '_')}=…)" if key else ""
-            raise UsageError(f"argument {len(out) + 1} is not key=value{hint}")
+            # Not echoed: a value typed without its key (a password, say) would land on the screen and in logs.
+            raise UsageError(f"argument {len(out) + 1} is not key=value (keys are letters, digits and _)")
         if key not in properties:
             raise UsageError(
                 f"{tool} has no argument {key!r}{did_you_mean(key, list(properties))} "

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from poolpilot.server.kernel.config import Settings
+from poolpilot.server.kernel.text import quote
 from poolpilot.server.shell.callargs import UsageError, did_you_mean, parse_pairs, tool_help
 from poolpilot.server.shell.terminal import Progress, program, question, rerun_command
 
@@ -57,7 +58,8 @@ async def _lookup(app: PoolpilotServer, client: Client, name: str) -> Tool | Non
     found = next((t for t in listed if t.name == name), None)
     if found is None and name not in app.hidden:
         names = [t.name for t in listed] + list(app.hidden)
-        raise UsageError(f"no tool named {name!r}{did_you_mean(name, names)} (`{program()} tools` lists them)")
+        suggestion = did_you_mean(name, names)
+        raise UsageError(f"no tool named {quote(name)}{suggestion} (`{program()} tools` lists them)")
     return found
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -163,13 +164,16 @@ def _call_options(ns: argparse.Namespace) -> tuple[list[str], bool]:
     wants_help = any(a in ("-h", "--help") for a in options)
     options = [a for a in options if a not in ("-h", "--help")]
     if options:
+        from poolpilot.server.kernel.text import quote
         from poolpilot.server.shell.callargs import UsageError
         from poolpilot.server.shell.terminal import program
 
         option = options[0].split("=")[0]
+        plain = re.fullmatch(r"--?[A-Za-z][A-Za-z0-9_-]{0,40}", option) is not None  # else it may be a value: not shown
+        example = f" (e.g. {option.lstrip('-').replace('-', '_')}=…)" if plain else ""
         raise UsageError(
-            f"{option} after the tool name: options go before the tool, tool arguments are key=value "
-            f"(e.g. {option.lstrip('-').replace('-', '_')}=…; `{program()} call {ns.tool} --help` lists them)"
+            f"{option if plain else 'an option'} after the tool name: options go before the tool, tool arguments "
+            f"are key=value{example}; `{program()} call {quote(ns.tool)} --help` lists them"
         )
     return pairs, wants_help
 

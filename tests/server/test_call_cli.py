@@ -149,7 +149,7 @@ def test_call_values_follow_the_schema(state_home: Path, capsys: pytest.CaptureF
     page = json.loads(capsys.readouterr().out)
     assert len(page["rows"]) == 1 and page["next_cursor"] == "2"  # cursor=1 stayed the string "1"
     assert main(["call", "digitalocean_get_database", f"cluster_id={PG_SMALL}", "database_name=null"]) == 1
-    assert "'null'" in json.loads(capsys.readouterr().out)["message"]  # looked up by that name, not None
+    assert '"null"' in json.loads(capsys.readouterr().out)["message"]  # looked up by that name, not None
 
 
 SCHEMA = {
@@ -203,6 +203,12 @@ def test_parse_pairs_rejects_without_echoing_the_value(pair: str, words: str) ->
     value = pair.partition("=")[2]
     if len(value) > 3 and not value.startswith("@"):
         assert value not in str(caught.value)
+
+
+def test_parse_pairs_does_not_echo_a_value_typed_without_its_key() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_pairs("t", ["name=x", "hunter2-secret"], SCHEMA)
+    assert "argument 2 is not key=value" in str(caught.value) and "hunter2" not in str(caught.value)
 
 
 def test_parse_pairs_refuses_a_key_given_twice() -> None:
