@@ -116,7 +116,7 @@ def test_call_list_clusters_prints_json(tmp_path: Path) -> None:
 def test_call_unknown_tool_exits_2_in_one_line(tmp_path: Path) -> None:
     done = _run(["call", "digitalocean_list_nothing"], tmp_path)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.count("\n") == 1 and "no tool named \"digitalocean_list_nothing\"" in done.stderr
+    assert done.stderr.count("\n") == 1 and 'no tool named "digitalocean_list_nothing"' in done.stderr
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
