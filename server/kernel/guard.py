@@ -5,35 +5,10 @@ can be asked (a resolver returning `Elicit`), otherwise it returns a preview plu
 the tool, the canonical arguments and the target's fingerprint (`server/tokens.py`). The safety class is the
 one constant that sets both the MCP annotations and what the guard enforces, so they cannot drift apart.
 
-How a destructive tool uses it (proven on both protocol generations; resolvers re-run each round, so keep
-them read-only; the question text comes from the preview, so keep clocks and counters out of previews)::
-
-    async def _plan_delete_pool(ctx: Context, cluster_id: ClusterId, pool_name: PoolName) -> Plan[ApiPool]:
-        do = app_state(ctx).client("digitalocean", DigitalOceanClient)
-        pool = await do.get_pool(cluster_id, pool_name)          # fresh read; raises not_found
-        preview = Preview(action="delete pool", target=f"pool {pool_name} on cluster {cluster_id}",
-                          changes=[Change(field="size", before=pool.size, after=None)],
-                          impact="clients connected through this pool are disconnected")
-        return Plan(preview=preview, fingerprint=fingerprint(pool.model_dump(mode="json")), data=pool)
-
-    _ask_delete_pool = asker(_plan_delete_pool)                 # elicits when the client can answer
-
-    async def digitalocean_delete_pool(
-        ctx: Context, cluster_id: ClusterId, pool_name: PoolName,
-        plan: Annotated[Plan[ApiPool], Resolve(_plan_delete_pool)],
-        approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_delete_pool)],
-        confirm_token: ConfirmToken = None,
-    ) -> PoolDeletion:                                             # PoolDeletion subclasses GuardedResult
-        # docstring: "Delete a connection pool; asks for confirmation first." (the model reads it)
-        do = app_state(ctx).client("digitalocean", DigitalOceanClient)
-        args = {"cluster_id": cluster_id, "pool_name": pool_name}  # every argument except confirm_token
-        replan = lambda: _plan_delete_pool(ctx, cluster_id, pool_name)  # fresh plan after a handshake-era "yes"
-        decision, plan = await decide(                             # Guard.decide of this app
-            ctx, "digitalocean_delete_pool", args, plan, approval, confirm_token, replan, backend=do.backend)
-        if not decision.approved:                                  # preview + token, declined, cancelled, no_change
-            return PoolDeletion(**decision.result_fields(do.backend))
-        await do.delete_pool(cluster_id, pool_name)
-        return PoolDeletion(**{**decision.result_fields(do.backend), "executed": True}, deleted=...)
+Tools declare themselves with `server/kernel/tooldef.py` (`@tool` for reads and writes, `@guarded` for
+destructive tools), which wires the plan resolver, the ask resolver (`Guard.ask`) and `Guard.decide` around the
+body. Resolvers re-run each round, so keep them read-only; the question text comes from the preview, so keep
+clocks and counters out of previews.
 
 `Plan.no_change="why"` when the target already is in the requested state: nothing is asked or sent. A WRITE
 tool (create) calls `guard.start_write(...)` right before its upstream mutation instead (audit first; if the
@@ -44,13 +19,12 @@ from __future__ import annotations
 
 import enum
 import json
-import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from mcp.server.mcpserver import Context, Elicit, ElicitationResult, Resolve
+from mcp.server.mcpserver import Context, Elicit, ElicitationResult
 from mcp.server.mcpserver.resolve import AcceptedElicitation, CancelledElicitation, DeclinedElicitation
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types.version import is_version_at_least
@@ -72,9 +46,7 @@ __all__ = [
     "Plan",
     "Preview",
     "Safety",
-    "asker",
     "can_elicit",
-    "decide",
     "unanswered_decline",
 ]
 
@@ -240,57 +212,6 @@ def can_elicit(ctx: Context) -> bool:
     if version is not None and is_version_at_least(version, "2026-07-28"):
         return True  # asks ride input-required rounds; can_send_request is always false here
     return bool(ctx.session.can_send_request)  # handshake-era needs a back-channel (not stateless HTTP)
-
-
-Asker = Callable[..., Awaitable[Elicit[Confirm] | NotAsked]]
-
-
-def asker(plan_fn: Callable[..., Awaitable[Plan[T]]]) -> Asker:
-    """The ask resolver of the guarded tool whose plan resolver is `plan_fn`: `Guard.ask` on that plan.
-
-    The SDK reads a resolver's dependencies from its type hints, so the closure gets real (not string)
-    annotations, `plan` being `Annotated[Plan[...], Resolve(plan_fn)]` with `plan_fn`'s own return type. Its name
-    (`ask[<plan_fn>]` in `plan_fn`'s module) becomes the question's wire key and shows in SDK errors.
-    """
-
-    async def ask(ctx: Context, plan: Plan[T], confirm_token: str | None = None) -> Elicit[Confirm] | NotAsked:
-        return _guard(ctx).ask(ctx, plan, confirm_token)
-
-    plan_type = typing.get_type_hints(plan_fn)["return"]  # raises at import when plan_fn is not annotated
-    if typing.get_origin(plan_type) is not Plan:
-        raise TypeError(f"{plan_fn.__qualname__} must be annotated to return Plan[...], not {plan_type!r}")
-    ask.__annotations__ = {
-        "ctx": Context,
-        "plan": Annotated[plan_type, Resolve(plan_fn)],
-        "confirm_token": ConfirmToken,
-        "return": Elicit[Confirm] | NotAsked,
-    }
-    ask.__module__ = plan_fn.__module__
-    ask.__name__ = ask.__qualname__ = f"ask[{plan_fn.__qualname__}]"
-    return ask
-
-
-async def decide(
-    ctx: Context,
-    tool: str,
-    args: Mapping[str, object],
-    plan: Plan[T],
-    approval: ElicitationResult[Confirm],
-    confirm_token: str | None,
-    replan: Callable[[], Awaitable[Plan[T]]],
-    *,
-    backend: str,
-) -> tuple[Decision, Plan[T]]:
-    """`Guard.decide` of this app, for a guarded tool's body: the decision and the plan to execute."""
-    return await _guard(ctx).decide(
-        tool=tool, args=args, plan=plan, approval=approval, confirm_token=confirm_token, replan=replan, backend=backend
-    )
-
-
-def _guard(ctx: Context) -> Guard:
-    from poolpilot.server.kernel.state import app_state  # poolpilot.server.kernel.state imports this module
-
-    return app_state(ctx).guard
 
 
 class Guard:

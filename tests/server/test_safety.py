@@ -12,8 +12,9 @@ from mcp_types import ElicitResult
 
 from poolpilot.server.kernel.audit import AuditLog
 from poolpilot.server.kernel.config import ConfigError, Settings
-from poolpilot.server.kernel.guard import Safety, asker
+from poolpilot.server.kernel.guard import Safety
 from poolpilot.server.kernel.redact import Redactor
+from poolpilot.server.kernel.tooldef import asker
 from poolpilot.server.shell.app import build_app, select_tools
 from poolpilot.server.shell.registry import faces
 from tests.support import ManualClock, Sandbox, make_app, open_client, sandbox_settings

@@ -43,6 +43,7 @@ def _sandbox(options: SandboxOptions) -> FakeProvider:
         rate_limit_per_minute=options.take("do_rate_limit_per_minute", 250),
         rate_limit_per_hour=options.take("do_rate_limit_per_hour", 5000),
         password=options.password,
+        enforce_budget=options.take("do_enforce_budget", True),
     )
 
 

@@ -7,17 +7,19 @@ elicitation, decline, no change) before it sends the one mutating request.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from mcp.server.mcpserver import Context, ElicitationResult, Resolve
+from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
-from poolpilot.server.kernel.guard import Change, Confirm, ConfirmToken, Plan, Preview, asker, decide
+from poolpilot.server.kernel.guard import Change, Plan, Preview, Safety
 from poolpilot.server.kernel.state import app_state
 from poolpilot.server.kernel.text import quote, shown
 from poolpilot.server.kernel.tokens import fingerprint
+from poolpilot.server.kernel.tooldef import Guarded, guarded, tool
 from poolpilot.tools.digitalocean import budget as budgets
 from poolpilot.tools.digitalocean.client import PROVIDER
 from poolpilot.tools.digitalocean.lookups import (
@@ -86,6 +88,13 @@ def _find(pools: list[ApiPool], name: str, cluster: ApiCluster) -> ApiPool:
 # -- create pool (WRITE) ----------------------------------------------------------------------------
 
 
+def cluster_lock(args: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every pool change on a cluster takes its lock: a budget check and the request that uses the budget run as
+    one step, and two changes of one pool run one after the other (issue 17)."""
+    return (f"digitalocean:cluster:{args['cluster_id']}",)
+
+
+@tool(Safety.WRITE, "Create DO pool", lock=cluster_lock)
 async def digitalocean_create_pool(
     ctx: Context,
     cluster_id: ClusterId,
@@ -219,35 +228,26 @@ async def _plan_update_pool(
     )
 
 
-_ask_update_pool = asker(_plan_update_pool)
-
-
+@guarded(title="Update DO pool", plan=_plan_update_pool, lock=cluster_lock)
 async def digitalocean_update_pool(
     ctx: Context,
     cluster_id: ClusterId,
     pool_name: PoolName,
-    plan: Annotated[Plan[PoolUpdate], Resolve(_plan_update_pool)],
-    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_update_pool)],
+    g: Guarded[PoolUpdate],
     mode: PoolMode | None = None,
     size: Size | None = None,
     db: DbName | None = None,
     user: UserName | None = None,
     inbound_user: Annotated[bool, Field(strict=True, description="Switch to the inbound user (no pool user)")] = False,
-    confirm_token: ConfirmToken = None,
 ) -> PoolChange:
     """Change a pool's mode, size, db or user; omitted fields keep their value. Asks for confirmation first."""
     do = client(ctx)
-    args: dict[str, object] = {"cluster_id": cluster_id, "pool_name": pool_name, "mode": mode, "size": size}
-    args |= {"db": db, "user": user, "inbound_user": inbound_user}
-    replan = lambda: _plan_update_pool(ctx, cluster_id, pool_name, mode, size, db, user, inbound_user)  # noqa: E731
-    decision, plan = await decide(
-        ctx, "digitalocean_update_pool", args, plan, approval, confirm_token, replan, backend=do.backend
-    )
-    fields = {**decision.result_fields(do.backend), "cluster_id": cluster_id, "pool_name": pool_name}
-    if not decision.approved:
-        return PoolChange.model_validate({**fields, "before": plan.data.current})
-    w = plan.data.wanted
-    await do.put_pool(cluster_id, pool_name, mode=w.mode, size=w.size, db=w.db, user=w.user)
+    fields = {**g.decision.result_fields(do.backend), "cluster_id": cluster_id, "pool_name": pool_name}
+    if not g.decision.approved:
+        return PoolChange.model_validate({**fields, "before": g.plan.data.current})
+    async with g.commit() as plan:
+        w = plan.data.wanted
+        await do.put_pool(cluster_id, pool_name, mode=w.mode, size=w.size, db=w.db, user=w.user)
     fields.update(executed=True)
     try:
         after = (await do.get_pool(cluster_id, pool_name)).row()
@@ -285,28 +285,17 @@ async def _plan_delete_pool(ctx: Context, cluster_id: ClusterId, pool_name: Pool
     return Plan(preview=preview, fingerprint=fingerprint({"cluster": cluster.id, "pool": pool.model_dump()}), data=pool)
 
 
-_ask_delete_pool = asker(_plan_delete_pool)
-
-
+@guarded(title="Delete DO pool", plan=_plan_delete_pool, lock=cluster_lock)
 async def digitalocean_delete_pool(
-    ctx: Context,
-    cluster_id: ClusterId,
-    pool_name: PoolName,
-    plan: Annotated[Plan[PoolRow], Resolve(_plan_delete_pool)],
-    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_delete_pool)],
-    confirm_token: ConfirmToken = None,
+    ctx: Context, cluster_id: ClusterId, pool_name: PoolName, g: Guarded[PoolRow]
 ) -> PoolDeletion:
     """Delete a connection pool; asks for confirmation first."""
     do = client(ctx)
-    args: dict[str, object] = {"cluster_id": cluster_id, "pool_name": pool_name}
-    replan = lambda: _plan_delete_pool(ctx, cluster_id, pool_name)  # noqa: E731
-    decision, plan = await decide(
-        ctx, "digitalocean_delete_pool", args, plan, approval, confirm_token, replan, backend=do.backend
-    )
-    fields = {**decision.result_fields(do.backend), "cluster_id": cluster_id, "pool_name": pool_name}
-    if not decision.approved:
+    fields = {**g.decision.result_fields(do.backend), "cluster_id": cluster_id, "pool_name": pool_name}
+    if not g.decision.approved:
         return PoolDeletion.model_validate(fields)
-    note = await do.delete_pool(cluster_id, pool_name)
+    async with g.commit() as plan:
+        note = await do.delete_pool(cluster_id, pool_name)
     message = f"Pool {quote(pool_name)} deleted" + (f" ({note})." if note else ".")
     fields.update(executed=True, message=message)
     return PoolDeletion.model_validate({**fields, "deleted": plan.data})
@@ -315,6 +304,7 @@ async def digitalocean_delete_pool(
 # -- databases --------------------------------------------------------------------------------------
 
 
+@tool(Safety.WRITE, "Create DO database", lock=cluster_lock)
 async def digitalocean_create_database(ctx: Context, cluster_id: ClusterId, database_name: DbName) -> DatabaseCreated:
     """Create a database in a cluster."""
     do = client(ctx)
@@ -363,27 +353,16 @@ async def _plan_delete_database(ctx: Context, cluster_id: ClusterId, database_na
     )
 
 
-_ask_delete_database = asker(_plan_delete_database)
-
-
+@guarded(title="Delete DO database", plan=_plan_delete_database, lock=cluster_lock)
 async def digitalocean_delete_database(
-    ctx: Context,
-    cluster_id: ClusterId,
-    database_name: DbName,
-    plan: Annotated[Plan[str], Resolve(_plan_delete_database)],
-    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_delete_database)],
-    confirm_token: ConfirmToken = None,
+    ctx: Context, cluster_id: ClusterId, database_name: DbName, g: Guarded[str]
 ) -> DatabaseDeletion:
     """Delete a database and all its data; asks for confirmation first."""
     do = client(ctx)
-    args: dict[str, object] = {"cluster_id": cluster_id, "database_name": database_name}
-    replan = lambda: _plan_delete_database(ctx, cluster_id, database_name)  # noqa: E731
-    decision, plan = await decide(
-        ctx, "digitalocean_delete_database", args, plan, approval, confirm_token, replan, backend=do.backend
-    )
-    fields = {**decision.result_fields(do.backend), "cluster_id": cluster_id, "name": database_name}
-    if not decision.approved:
+    fields = {**g.decision.result_fields(do.backend), "cluster_id": cluster_id, "name": database_name}
+    if not g.decision.approved:
         return DatabaseDeletion.model_validate(fields)
-    note = await do.delete_database(cluster_id, database_name)
+    async with g.commit():
+        note = await do.delete_database(cluster_id, database_name)
     fields.update(executed=True, message=f"Database {quote(database_name)} deleted" + (f" ({note})." if note else "."))
     return DatabaseDeletion.model_validate({**fields, "deleted": True})

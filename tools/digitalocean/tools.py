@@ -15,6 +15,7 @@ from pydantic import Field
 from poolpilot.server.kernel.errors import PoolpilotError
 from poolpilot.server.kernel.guard import Safety
 from poolpilot.server.kernel.state import ToolSpec
+from poolpilot.server.kernel.tooldef import specs, tool
 from poolpilot.tools.digitalocean import budget as budgets
 from poolpilot.tools.digitalocean import changes
 from poolpilot.tools.digitalocean.lookups import (
@@ -54,6 +55,7 @@ __all__ = ["SPECS"]
 # -- read tools -------------------------------------------------------------------------------------
 
 
+@tool(Safety.READ, "List DO clusters")
 async def digitalocean_list_clusters(
     ctx: Context,
     engine: Annotated[Engine | None, Field(description="Only this engine")] = None,
@@ -85,6 +87,7 @@ async def digitalocean_list_clusters(
     )
 
 
+@tool(Safety.READ, "Get DO cluster")
 async def digitalocean_get_cluster(ctx: Context, cluster_id: ClusterId) -> Cluster:
     """Get one cluster in full: databases, users, connection details (passwords redacted)."""
     do = client(ctx)
@@ -114,6 +117,7 @@ async def digitalocean_get_cluster(ctx: Context, cluster_id: ClusterId) -> Clust
     )
 
 
+@tool(Safety.READ, "List DO pools")
 async def digitalocean_list_pools(
     ctx: Context, cluster_id: ClusterId, page_size: PageSize = 20, cursor: Cursor = None
 ) -> PoolList:
@@ -132,6 +136,7 @@ async def digitalocean_list_pools(
     )
 
 
+@tool(Safety.READ, "Get DO pool")
 async def digitalocean_get_pool(ctx: Context, cluster_id: ClusterId, pool_name: PoolName) -> Pool:
     """Get one pool with its connection details (password redacted)."""
     do = client(ctx)
@@ -146,6 +151,7 @@ async def digitalocean_get_pool(ctx: Context, cluster_id: ClusterId, pool_name: 
     return pool_result(pool, cluster_id, do.backend, allow_secrets(ctx))
 
 
+@tool(Safety.READ, "List DO databases")
 async def digitalocean_list_databases(
     ctx: Context, cluster_id: ClusterId, page_size: PageSize = 20, cursor: Cursor = None
 ) -> DatabaseList:
@@ -162,6 +168,7 @@ async def digitalocean_list_databases(
     )
 
 
+@tool(Safety.READ, "Get DO database")
 async def digitalocean_get_database(ctx: Context, cluster_id: ClusterId, database_name: DbName) -> Database:
     """Get one database and, on PostgreSQL, the pools that use it."""
     do = client(ctx)
@@ -174,6 +181,7 @@ async def digitalocean_get_database(ctx: Context, cluster_id: ClusterId, databas
     return Database(backend=do.backend, cluster_id=cluster_id, name=db.name, pools=pools)
 
 
+@tool(Safety.READ, "List DO users")
 async def digitalocean_list_users(
     ctx: Context, cluster_id: ClusterId, page_size: PageSize = 20, cursor: Cursor = None
 ) -> UserList:
@@ -190,28 +198,17 @@ async def digitalocean_list_users(
     )
 
 
-def _specs() -> tuple[ToolSpec, ...]:
-    return (
-        ToolSpec("digitalocean_list_clusters", digitalocean_list_clusters, Safety.READ, "List DO clusters"),
-        ToolSpec("digitalocean_get_cluster", digitalocean_get_cluster, Safety.READ, "Get DO cluster"),
-        ToolSpec("digitalocean_list_pools", digitalocean_list_pools, Safety.READ, "List DO pools"),
-        ToolSpec("digitalocean_get_pool", digitalocean_get_pool, Safety.READ, "Get DO pool"),
-        ToolSpec("digitalocean_create_pool", changes.digitalocean_create_pool, Safety.WRITE, "Create DO pool"),
-        ToolSpec("digitalocean_update_pool", changes.digitalocean_update_pool, Safety.DESTRUCTIVE, "Update DO pool"),
-        ToolSpec("digitalocean_delete_pool", changes.digitalocean_delete_pool, Safety.DESTRUCTIVE, "Delete DO pool"),
-        ToolSpec("digitalocean_list_databases", digitalocean_list_databases, Safety.READ, "List DO databases"),
-        ToolSpec("digitalocean_get_database", digitalocean_get_database, Safety.READ, "Get DO database"),
-        ToolSpec(
-            "digitalocean_create_database", changes.digitalocean_create_database, Safety.WRITE, "Create DO database"
-        ),
-        ToolSpec(
-            "digitalocean_delete_database",
-            changes.digitalocean_delete_database,
-            Safety.DESTRUCTIVE,
-            "Delete DO database",
-        ),
-        ToolSpec("digitalocean_list_users", digitalocean_list_users, Safety.READ, "List DO users"),
-    )
-
-
-SPECS: tuple[ToolSpec, ...] = _specs()
+SPECS: tuple[ToolSpec, ...] = specs(
+    digitalocean_list_clusters,
+    digitalocean_get_cluster,
+    digitalocean_list_pools,
+    digitalocean_get_pool,
+    changes.digitalocean_create_pool,
+    changes.digitalocean_update_pool,
+    changes.digitalocean_delete_pool,
+    digitalocean_list_databases,
+    digitalocean_get_database,
+    changes.digitalocean_create_database,
+    changes.digitalocean_delete_database,
+    digitalocean_list_users,
+)

@@ -1,23 +1,24 @@
 """PgBouncer tools: live pools and stats from the admin console, guarded `pgbouncer.ini` edits, console commands.
 
-Destructive tools follow server/guard.py: a read-only plan resolver (plans.py: fresh reads, preview,
-fingerprint), an `_ask_*` resolver built by `asker`, and a body that lets the guard decide. Nothing from an
-argument reaches the console or the file unvalidated: `DatabaseEntry` checks every field and `quote_ident` quotes
-console arguments.
+Destructive tools are declared with `@guarded` (server/kernel/tooldef.py): a read-only plan resolver (plans.py:
+fresh reads, preview, fingerprint) and a body that gets the guard's decision and sends inside `commit()`.
+Nothing from an argument reaches the console or the file unvalidated: `DatabaseEntry` checks every field and
+`quote_ident` quotes console arguments.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import anyio
-from mcp.server.mcpserver import Context, ElicitationResult, Resolve
+from mcp.server.mcpserver import Context
 
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
-from poolpilot.server.kernel.guard import Confirm, ConfirmToken, Decision, GuardedResult, Plan, Safety, asker, decide
+from poolpilot.server.kernel.guard import Decision, GuardedResult, Safety
 from poolpilot.server.kernel.state import ToolSpec, app_state
+from poolpilot.server.kernel.tooldef import Guarded, guarded, specs, tool
 from poolpilot.tools.pgbouncer import ini
 from poolpilot.tools.pgbouncer.admin import ShowDatabasesRow
 from poolpilot.tools.pgbouncer.client import Difference, describe, loaded_differences
@@ -77,10 +78,16 @@ def _gone(name: str) -> Check:
     return lambda rows: [("database", None, name)] if name in rows else []
 
 
+def _instance_lock(args: Mapping[str, Any]) -> tuple[str, ...]:
+    """One writer per PgBouncer instance: its pgbouncer.ini and its console commands (issue 17)."""
+    return (f"pgbouncer:{args['instance']}",)
+
+
 def _result(kind: type[R], decision: Decision, *, executed: bool = False, **extra: object) -> R:
     return kind.model_validate({**decision.result_fields("live"), "executed": executed, **extra})
 
 
+@tool(Safety.READ, "List PgBouncer pools")
 async def pgbouncer_list_pools(
     ctx: Context,
     instance: InstanceName,
@@ -105,6 +112,7 @@ async def pgbouncer_list_pools(
     )
 
 
+@tool(Safety.READ, "PgBouncer traffic stats")
 async def pgbouncer_get_stats(
     ctx: Context, instance: InstanceName, database: DatabaseFilter = None, window_s: WindowS = 0
 ) -> Stats:
@@ -121,6 +129,7 @@ async def pgbouncer_get_stats(
     return Stats(backend=client.backend, instance=instance, window_s=round(elapsed, 3), databases=rows)
 
 
+@tool(Safety.WRITE, "Create a PgBouncer pool", lock=_instance_lock)
 async def pgbouncer_create_pool(
     ctx: Context,
     instance: InstanceName,
@@ -164,15 +173,12 @@ async def pgbouncer_create_pool(
     )
 
 
-_ask_update = asker(plan_update)
-
-
+@guarded(title="Update a PgBouncer pool", plan=plan_update, lock=_instance_lock)
 async def pgbouncer_update_pool(
     ctx: Context,
     instance: InstanceName,
     database: DatabaseName,
-    plan: Annotated[Plan[Edit], Resolve(plan_update)],
-    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_update)],
+    g: Guarded[Edit],
     host: Host = None,
     port: Port = None,
     dbname: DbName = None,
@@ -181,24 +187,15 @@ async def pgbouncer_update_pool(
     pool_mode: PoolMode | None = None,
     max_db_connections: MaxDbConnections = None,
     reserve_pool: ReservePool = None,
-    confirm_token: ConfirmToken = None,
 ) -> PoolChange:
     """Change a pool's [databases] line (omitted fields are kept), reload and verify; asks for confirmation."""
-    args: dict[str, object] = {"instance": instance, "database": database, "host": host, "port": port}
-    args |= {"dbname": dbname, "user": user, "pool_size": pool_size, "pool_mode": pool_mode}
-    args |= {"max_db_connections": max_db_connections, "reserve_pool": reserve_pool}
-
-    async def replan() -> Plan[Edit]:
-        fields = (host, port, dbname, user, pool_size, pool_mode, max_db_connections, reserve_pool)
-        return await plan_update(ctx, instance, database, *fields)
-
-    decision, plan = await decide(
-        ctx, "pgbouncer_update_pool", args, plan, approval, confirm_token, replan, backend="live"
-    )
-    edit = plan.data
+    decision, edit = g.decision, g.plan.data
     executed = decision.approved and edit.after is not None
-    if executed and edit.after is not None:
-        await pgb(ctx).apply(instance, edit.file, edit.text, _loaded(edit.after))
+    if executed:
+        async with g.commit() as plan:
+            edit = plan.data
+            if edit.after is not None:
+                await pgb(ctx).apply(instance, edit.file, edit.text, _loaded(edit.after))
     return _result(
         PoolChange,
         decision,
@@ -209,56 +206,38 @@ async def pgbouncer_update_pool(
     )
 
 
-_ask_delete = asker(plan_delete)
-
-
+@guarded(title="Delete a PgBouncer pool", plan=plan_delete, lock=_instance_lock)
 async def pgbouncer_delete_pool(
-    ctx: Context,
-    instance: InstanceName,
-    database: DatabaseName,
-    plan: Annotated[Plan[Edit], Resolve(plan_delete)],
-    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_delete)],
-    confirm_token: ConfirmToken = None,
+    ctx: Context, instance: InstanceName, database: DatabaseName, g: Guarded[Edit]
 ) -> PoolDeletion:
     """Remove a pool's [databases] line, reload and verify that it is gone; asks for confirmation."""
-    args: dict[str, object] = {"instance": instance, "database": database}
-    replan = lambda: plan_delete(ctx, instance, database)  # noqa: E731
-    decision, plan = await decide(
-        ctx, "pgbouncer_delete_pool", args, plan, approval, confirm_token, replan, backend="live"
-    )
-    if not decision.approved:
-        return _result(PoolDeletion, decision, instance=instance)
-    await pgb(ctx).apply(instance, plan.data.file, plan.data.text, _gone(database))
-    return _result(PoolDeletion, decision, executed=True, instance=instance, deleted_line=plan.data.line_before)
+    if not g.decision.approved:
+        return _result(PoolDeletion, g.decision, instance=instance)
+    async with g.commit() as plan:
+        await pgb(ctx).apply(instance, plan.data.file, plan.data.text, _gone(database))
+    return _result(PoolDeletion, g.decision, executed=True, instance=instance, deleted_line=plan.data.line_before)
 
 
-_ask_pause = asker(plan_pause)
-
-
+@guarded(title="Pause a PgBouncer database", plan=plan_pause, lock=_instance_lock)
 async def pgbouncer_pause_database(
     ctx: Context,
     instance: InstanceName,
     database: ConsoleDatabaseName,
-    plan: Annotated[Plan[None], Resolve(plan_pause)],
-    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_pause)],
+    g: Guarded[None],
     timeout_s: PauseTimeoutS = 10.0,
-    confirm_token: ConfirmToken = None,
 ) -> PauseResult:
     """Pause a database once its active transactions finish (bounded wait, resumes on timeout); asks first."""
-    args: dict[str, object] = {"instance": instance, "database": database, "timeout_s": timeout_s}
-    replan = lambda: plan_pause(ctx, instance, database, timeout_s)  # noqa: E731
-    decision, plan = await decide(
-        ctx, "pgbouncer_pause_database", args, plan, approval, confirm_token, replan, backend="live"
-    )
+    decision = g.decision
     if not decision.approved:
         return _result(PauseResult, decision, instance=instance, database=database)
     client = pgb(ctx)
-    pools = [p for p in await client.pools(instance) if p.database == database]
-    try:
-        waited = await client.pause(instance, database, timeout_s)
-    except anyio.get_cancelled_exc_class():
-        log.warning("pause of %s on PgBouncer %s was cancelled; RESUME was sent", database, instance)
-        raise
+    async with g.commit():
+        pools = [p for p in await client.pools(instance) if p.database == database]
+        try:
+            waited = await client.pause(instance, database, timeout_s)
+        except anyio.get_cancelled_exc_class():
+            log.warning("pause of %s on PgBouncer %s was cancelled; RESUME was sent", database, instance)
+            raise
     return _result(
         PauseResult,
         decision,
@@ -271,6 +250,7 @@ async def pgbouncer_pause_database(
     )
 
 
+@tool(Safety.WRITE, "Resume a PgBouncer database", lock=_instance_lock)
 async def pgbouncer_resume_database(
     ctx: Context, instance: InstanceName, database: ConsoleDatabaseName
 ) -> ResumeResult:
@@ -285,49 +265,29 @@ async def pgbouncer_resume_database(
     return ResumeResult(instance=instance, outcome="executed", target=where, message="Resumed.", database=database)
 
 
-_ask_reconnect = asker(plan_reconnect)
-
-
+@guarded(title="Reconnect a PgBouncer database", plan=plan_reconnect, lock=_instance_lock)
 async def pgbouncer_reconnect_database(
-    ctx: Context,
-    instance: InstanceName,
-    database: ConsoleDatabaseName,
-    plan: Annotated[Plan[None], Resolve(plan_reconnect)],
-    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_reconnect)],
-    confirm_token: ConfirmToken = None,
+    ctx: Context, instance: InstanceName, database: ConsoleDatabaseName, g: Guarded[None]
 ) -> ConsoleAction:
     """Replace a database's server connections as they are released (RECONNECT); asks for confirmation."""
-    args: dict[str, object] = {"instance": instance, "database": database}
-    replan = lambda: plan_reconnect(ctx, instance, database)  # noqa: E731
-    decision, plan = await decide(
-        ctx, "pgbouncer_reconnect_database", args, plan, approval, confirm_token, replan, backend="live"
-    )
+    decision = g.decision
     if decision.approved:
-        await pgb(ctx).reconnect(instance, database)
+        async with g.commit():
+            await pgb(ctx).reconnect(instance, database)
     return _result(ConsoleAction, decision, executed=decision.approved, instance=instance, command="RECONNECT")
 
 
-_ask_reload = asker(plan_reload)
-
-
-async def pgbouncer_reload(
-    ctx: Context,
-    instance: InstanceName,
-    plan: Annotated[Plan[None], Resolve(plan_reload)],
-    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_reload)],
-    confirm_token: ConfirmToken = None,
-) -> ConsoleAction:
+@guarded(title="Reload PgBouncer", plan=plan_reload, lock=_instance_lock)
+async def pgbouncer_reload(ctx: Context, instance: InstanceName, g: Guarded[None]) -> ConsoleAction:
     """Make PgBouncer re-read pgbouncer.ini (RELOAD) and check that the file's pools loaded; asks first."""
-    replan = lambda: plan_reload(ctx, instance)  # noqa: E731
-    decision, plan = await decide(
-        ctx, "pgbouncer_reload", {"instance": instance}, plan, approval, confirm_token, replan, backend="live"
-    )
+    decision = g.decision
     if not decision.approved:
         return _result(ConsoleAction, decision, instance=instance, command="RELOAD")
     client = pgb(ctx)
-    await client.reload(instance)
-    # RELOAD answers OK even when the file failed to load: whatever still differs did not load.
-    left: list[Difference] = [(c.field, c.after, c.before) for c in await pending_changes(client, instance)]
+    async with g.commit():
+        await client.reload(instance)
+        # RELOAD answers OK even when the file failed to load: whatever still differs did not load.
+        left: list[Difference] = [(c.field, c.after, c.before) for c in await pending_changes(client, instance)]
     if left:
         raise PoolpilotError(
             ErrorInfo(
@@ -341,18 +301,14 @@ async def pgbouncer_reload(
     return _result(ConsoleAction, decision, executed=True, instance=instance, command="RELOAD")
 
 
-def _spec(fn: Callable[..., object], safety: Safety, title: str) -> ToolSpec:
-    return ToolSpec(fn.__name__, fn, safety, title)  # type: ignore[arg-type]
-
-
-SPECS: tuple[ToolSpec, ...] = (
-    _spec(pgbouncer_list_pools, Safety.READ, "List PgBouncer pools"),
-    _spec(pgbouncer_get_stats, Safety.READ, "PgBouncer traffic stats"),
-    _spec(pgbouncer_create_pool, Safety.WRITE, "Create a PgBouncer pool"),
-    _spec(pgbouncer_update_pool, Safety.DESTRUCTIVE, "Update a PgBouncer pool"),
-    _spec(pgbouncer_delete_pool, Safety.DESTRUCTIVE, "Delete a PgBouncer pool"),
-    _spec(pgbouncer_pause_database, Safety.DESTRUCTIVE, "Pause a PgBouncer database"),
-    _spec(pgbouncer_resume_database, Safety.WRITE, "Resume a PgBouncer database"),
-    _spec(pgbouncer_reconnect_database, Safety.DESTRUCTIVE, "Reconnect a PgBouncer database"),
-    _spec(pgbouncer_reload, Safety.DESTRUCTIVE, "Reload PgBouncer"),
+SPECS: tuple[ToolSpec, ...] = specs(
+    pgbouncer_list_pools,
+    pgbouncer_get_stats,
+    pgbouncer_create_pool,
+    pgbouncer_update_pool,
+    pgbouncer_delete_pool,
+    pgbouncer_pause_database,
+    pgbouncer_resume_database,
+    pgbouncer_reconnect_database,
+    pgbouncer_reload,
 )

@@ -20,6 +20,7 @@ from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation
 from poolpilot.server.kernel.guard import Safety
 from poolpilot.server.kernel.state import AppState, ToolSpec, app_state
 from poolpilot.server.kernel.text import check_name
+from poolpilot.server.kernel.tooldef import specs, tool
 from poolpilot.tools.pools.collect import adapters, collect, enabled_providers
 from poolpilot.tools.pools.models import Advice, Overview
 from poolpilot.tools.pools.rules import Thresholds, advise
@@ -78,6 +79,7 @@ def _checked(state: AppState, provider: str | None) -> None:
         raise validation_error("provider", "this provider is not enabled on this server", allowed=enabled)
 
 
+@tool(Safety.READ, "Overview of all pools")
 async def pools_overview(
     ctx: Context, provider: ProviderFilter = None, location: LocationFilter = None
 ) -> Annotated[CallToolResult, Overview]:
@@ -87,6 +89,7 @@ async def pools_overview(
     return compact(await collect(state, provider=provider, location=location))
 
 
+@tool(Safety.READ, "Advice on all pools")
 async def pools_advise(
     ctx: Context, provider: ProviderFilter = None, location: LocationFilter = None
 ) -> Annotated[CallToolResult, Advice]:
@@ -106,7 +109,4 @@ async def pools_advise(
     )
 
 
-SPECS: tuple[ToolSpec, ...] = (
-    ToolSpec("pools_overview", pools_overview, Safety.READ, "Overview of all pools"),
-    ToolSpec("pools_advise", pools_advise, Safety.READ, "Advice on all pools"),
-)
+SPECS: tuple[ToolSpec, ...] = specs(pools_overview, pools_advise)

@@ -23,17 +23,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import anyio
-from mcp.server.mcpserver import Context, ElicitationResult, Resolve
+from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
-from poolpilot.server.kernel.guard import Change, Confirm, ConfirmToken, Plan, Preview, Safety, asker, decide
+from poolpilot.server.kernel.guard import Change, Plan, Preview, Safety
 from poolpilot.server.kernel.state import ToolSpec, app_state
 from poolpilot.server.kernel.text import quote
 from poolpilot.server.kernel.tokens import fingerprint
+from poolpilot.server.kernel.tooldef import Guarded, guarded, specs, tool
 from poolpilot.tools.taurusdb.client import PROVIDER, TaurusDBClient
 from poolpilot.tools.taurusdb.models import (
     ApiProxyEntry,
@@ -57,7 +59,6 @@ from poolpilot.tools.taurusdb.models import (
 __all__ = ["SPECS", "proxy_row", "switch_blocker"]
 
 log = logging.getLogger("poolpilot.taurusdb")
-SET_POOL_TYPE = "taurusdb_set_proxy_pool_type"
 _FIRST_POLL_S = 1.0
 _MAX_POLL_S = 10.0
 # How long after the PUT a job that cannot be read yet still counts as Pending ("queryable a few seconds after
@@ -125,6 +126,7 @@ def proxy_row(entry: ApiProxyEntry) -> ProxyRow:
 # -- read tools -------------------------------------------------------------------------------------
 
 
+@tool(Safety.READ, "List TaurusDB instances")
 async def taurusdb_list_instances(ctx: Context, page_size: PageSize = 20, cursor: Cursor = None) -> InstanceList:
     """List TaurusDB instances as compact rows (id, name, status, region, versions)."""
     tdb = _client(ctx)
@@ -147,6 +149,7 @@ async def taurusdb_list_instances(ctx: Context, page_size: PageSize = 20, cursor
     )
 
 
+@tool(Safety.READ, "List TaurusDB proxies")
 async def taurusdb_list_proxies(ctx: Context, instance_id: InstanceId) -> ProxyList:
     """List an instance's proxies: id, status, connection-pool type, whether it can switch (and why not)."""
     tdb = _client(ctx)
@@ -154,6 +157,7 @@ async def taurusdb_list_proxies(ctx: Context, instance_id: InstanceId) -> ProxyL
     return ProxyList(backend=tdb.backend, instance_id=instance_id, rows=[proxy_row(e) for e in entries])
 
 
+@tool(Safety.READ, "Get TaurusDB job")
 async def taurusdb_get_job(ctx: Context, job_id: JobId) -> JobResult:
     """Get a TaurusDB job: status (Pending, Running, Completed, Failed), progress and fail reason."""
     tdb = _client(ctx)
@@ -193,27 +197,26 @@ async def _plan_switch(
     return Plan(preview=preview, fingerprint=state, data=row)
 
 
-_ask_switch = asker(_plan_switch)
+def _proxy_lock(args: Mapping[str, Any]) -> tuple[str, ...]:
+    return (f"taurusdb:proxy:{args['instance_id']}/{args['proxy_id']}",)
 
 
+# The token binds what changes; wait and timeout_s only say how long this call follows the job.
+@guarded(title="Set TaurusDB proxy pool type", plan=_plan_switch, lock=_proxy_lock, unbound=("wait", "timeout_s"))
 async def taurusdb_set_proxy_pool_type(
     ctx: Context,
     instance_id: InstanceId,
     proxy_id: ProxyId,
     pool_type: PoolTypeArg,
-    plan: Annotated[Plan[ProxyRow], Resolve(_plan_switch)],
-    approval: Annotated[ElicitationResult[Confirm], Resolve(_ask_switch)],
+    g: Guarded[ProxyRow],
     wait: WaitArg = True,
     timeout_s: TimeoutArg = 300,
-    confirm_token: ConfirmToken = None,
 ) -> PoolTypeChange:
     """Switch a proxy's connection-pool type (CLOSED/SESSION) and follow the job; asks for confirmation first."""
     state = app_state(ctx)
     tdb = _client(ctx)
-    # The token binds what changes; wait and timeout_s only say how long this call follows the job.
+    decision, plan = g.decision, g.plan
     args = {"instance_id": instance_id, "proxy_id": proxy_id, "pool_type": pool_type}
-    replan = lambda: _plan_switch(ctx, instance_id, proxy_id, pool_type)  # noqa: E731
-    decision, plan = await decide(ctx, SET_POOL_TYPE, args, plan, approval, confirm_token, replan, backend=tdb.backend)
     fields: dict[str, object] = {
         **decision.result_fields(tdb.backend),
         "instance_id": instance_id,
@@ -224,7 +227,8 @@ async def taurusdb_set_proxy_pool_type(
     }
     if not decision.approved:
         return PoolTypeChange.model_validate(fields)
-    submitted = await tdb.set_pool_type(instance_id, proxy_id, pool_type)
+    async with g.commit():  # the lock covers the PUT, not the wait: the job runs on TaurusDB
+        submitted = await tdb.set_pool_type(instance_id, proxy_id, pool_type)
     fields["executed"] = True
     if submitted.job_id is None:
         # An unclear failure, but reading the proxy back showed the requested type.
@@ -239,7 +243,12 @@ async def taurusdb_set_proxy_pool_type(
         job, outcome, failure = await _wait(ctx, tdb, job_id, timeout_s)
     except anyio.get_cancelled_exc_class():
         # The call ends here, but the job runs on: leave its id in the audit log.
-        record = {"tool": SET_POOL_TYPE, "arguments": args, "target": plan.preview.target, "backend": tdb.backend}
+        record = {
+            "tool": "taurusdb_set_proxy_pool_type",
+            "arguments": args,
+            "target": plan.preview.target,
+            "backend": tdb.backend,
+        }
         with contextlib.suppress(PoolpilotError):
             state.audit.write({**record, "outcome": "cancelled_while_waiting", "job_id": job_id})
         raise
@@ -319,9 +328,6 @@ async def _pool_type_now(tdb: TaurusDBClient, instance_id: str, proxy_id: str) -
         return None
 
 
-SPECS: tuple[ToolSpec, ...] = (
-    ToolSpec("taurusdb_list_instances", taurusdb_list_instances, Safety.READ, "List TaurusDB instances"),
-    ToolSpec("taurusdb_list_proxies", taurusdb_list_proxies, Safety.READ, "List TaurusDB proxies"),
-    ToolSpec(SET_POOL_TYPE, taurusdb_set_proxy_pool_type, Safety.DESTRUCTIVE, "Set TaurusDB proxy pool type"),
-    ToolSpec("taurusdb_get_job", taurusdb_get_job, Safety.READ, "Get TaurusDB job"),
+SPECS: tuple[ToolSpec, ...] = specs(
+    taurusdb_list_instances, taurusdb_list_proxies, taurusdb_set_proxy_pool_type, taurusdb_get_job
 )
