@@ -35,7 +35,7 @@ class ProviderBody(BaseModel):
 
 
 def body_error(provider: str, label: str, what: str, detail: str, hint: str) -> PoolpilotError:
-    """`provider` is the error model's provider id, `label` its name in prose (DigitalOcean, TaurusDB)."""
+    """`provider` is the error model's provider id, `label` its name in prose."""
     return PoolpilotError(
         ErrorInfo(
             code="upstream_error",

@@ -35,7 +35,7 @@ Scalar = str | int | float | bool | None
 
 
 class Budget(BaseModel):
-    """A DigitalOcean cluster's connection budget: the same fields as digitalocean_list_pools."""
+    """A cluster's connection budget (max, allocated, available), as the provider's pool list reports it."""
 
     max: int | None = None  # null when the size slug carries no RAM (the API then decides)
     allocated: int
@@ -44,11 +44,11 @@ class Budget(BaseModel):
 
 class OverviewRow(BaseModel):
     provider: str
-    location: str = Field(description="DO cluster id, TaurusDB instance id, or PgBouncer instance name")
+    location: str = Field(description="where the pool lives: a cluster, an instance, or a self-hosted instance name")
     location_name: str | None = None
-    pool: str = Field(description="pool name, TaurusDB proxy id, or PgBouncer database")
+    pool: str = Field(description="pool name, proxy id, or database")
     pool_label: str | None = Field(default=None, description="proxy name or database/user")
-    mode: str | None = Field(default=None, description="pool mode, or the TaurusDB pool type")
+    mode: str | None = Field(default=None, description="pool mode, or the proxy pool type")
     size: int | None = None
     backend: str
     budget: Budget | None = None
@@ -60,7 +60,7 @@ class OverviewRow(BaseModel):
     clients_waiting: int | None = None
     max_wait_s: float | None = None
     saturation: str | None = None
-    server_limit: int | None = Field(default=None, description="PgBouncer max_db_connections when set")
+    server_limit: int | None = Field(default=None, description="the server-side connection limit when set")
 
 
 class ProviderFailure(BaseModel):

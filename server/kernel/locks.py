@@ -1,10 +1,10 @@
-"""One writer per target: mutations of the same target (a DO pool, a DO cluster's budget, a TaurusDB proxy, a
-PgBouncer ini file) run one at a time inside this process.
+"""One writer per target: mutations of the same target (a pool, a cluster's connection budget, a proxy, an ini
+file) run one at a time inside this process.
 
 A guarded tool holds its target's lock from the fresh re-read right before sending until the provider answered,
 so two confirmed calls cannot both act on the state they were shown (lost update), and a budget check and the
 request that consumes the budget cannot interleave with another's (issue 17). Keys are plain strings chosen by
-the provider (`digitalocean:pool:<cluster>/<name>`); several keys are taken in sorted order, so two callers that
+the provider (`<provider>:cluster:<id>`); several keys are taken in sorted order, so two callers that
 need overlapping sets cannot deadlock. Across replicas a shared store can carry the same keys (`Distributed`).
 """
 

@@ -5,16 +5,16 @@ and never name a provider; a new provider is its folder plus one registry line (
 A face must be cheap to import: everything heavy (clients, models, the sandbox, psycopg) is imported inside the
 callables, when they are first called.
 
-    digitalocean = Provider(
-        name="digitalocean",                       # toolset id, tool-name prefix, settings key, fleet provider
-        description="DigitalOcean Managed Databases: …",
+    FACE = Provider(
+        name="acme",                               # toolset id, tool-name prefix, settings key, fleet provider
+        description="Acme Managed Pools: …",
         settings=_settings,                        # SettingsReader -> the provider's own frozen settings
         tools=_tools,                              # () -> tuple[ToolSpec, ...]
         open=_open,                                # OpenContext -> the provider's client (backend, aclose)
         sandbox=_sandbox,                          # SandboxOptions -> a FakeProvider, or None: always live
         probes=_probes,                            # doctor: (Settings, timeout_s) -> checks that send reads
         fleet=FleetAdapter(collect=…, rules=…),    # uniform overview rows and advice rules
-        env=(EnvVar("DIGITALOCEAN_TOKEN", secret=True, description="API token"),),
+        env=(EnvVar("ACME_TOKEN", secret=True, description="API token"),),
     )
 """
 

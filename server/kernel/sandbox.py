@@ -7,7 +7,7 @@ afterwards, so a pool named `a b/c%d` (sent as `a%20b%2Fc%25d`) stays one segmen
 Faults are rules matched per provider or endpoint: an HTTP status (429 carries Retry-After), added latency,
 a timeout (the response never comes in time), a dropped connection, or `applied-500` (the change happened,
 the answer says it failed). CLI syntax, one rule per `--fault`: `KIND[@TARGET][%RATE][#TIMES]`, e.g.
-`500@databases_add_connectionPool%20`, `429@digitalocean`, `latency:50ms`, `applied-500#1`, `drop@get_job`.
+`500@databases_add_connectionPool%20`, `429@<provider>`, `latency:50ms`, `applied-500#1`, `drop@get_job`.
 A target must name a provider or one of its fake's `endpoints`: the sandbox refuses a rule that could never fire.
 
 With a `SandboxStore` the state lives outside the process (the CLI's `$XDG_STATE_HOME/poolpilot/`): each request

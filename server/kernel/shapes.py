@@ -1,9 +1,9 @@
 """Shape variants of the fake providers' success bodies: what a live API may send that the seeds do not.
 
-A `Shape` takes the endpoint name (DigitalOcean's operationId, TaurusDB's route name) and the body the fake would
+A `Shape` takes the endpoint name (the fake's operationId or route name) and the body the fake would
 send, and returns the body to send instead; it builds a new body and never changes the one it is given (that one
 may share lists with the fake's state). The fakes apply it to success bodies only, and only when one is set
-(`DigitalOceanSandbox(shape=...)`, `TaurusDBSandbox(shape=...)`, or their `shape` attribute), so the default
+(a fake's `shape=` argument or its `shape` attribute), so the default
 shapes stay byte-identical for the providers' own clients. Tests use the presets below or their own.
 """
 

@@ -25,6 +25,7 @@ import anyio
 
 from poolpilot.server.kernel.config import ConfigError, Settings
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.keys import derive_key
 from poolpilot.server.kernel.locks import Distributed
 
 if TYPE_CHECKING:
@@ -213,7 +214,6 @@ def open_store(settings: Settings, clock: Callable[[], float] = time.time) -> St
         return LocalStore(clock)
     if settings.confirm_secret is None:  # config refuses this; kept for Settings built in code
         raise ConfigError("POOLPILOT_STATE_URL", "needs POOLPILOT_CONFIRM_SECRET", "set one secret on every replica")
-    from poolpilot.server.kernel.tokens import derive_key  # tokens.py uses this module's LocalStore
 
     namespace = derive_key(settings.confirm_secret, NAMESPACE_LABEL).hex()[:16]
     return RedisStore(_client(settings.state_url), namespace)

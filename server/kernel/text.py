@@ -70,7 +70,7 @@ def shown(value: object) -> str:
 
 def label(value: str) -> str:
     """A field label for prose: as it is when it is plain ASCII (`size`, `app.pool_size`), else quoted (a label
-    built from a provider name, such as a PgBouncer database in a reload preview)."""
+    built from a provider name, such as a database name in a reload preview)."""
     return value if _LABEL.fullmatch(value) else quote(value)
 
 

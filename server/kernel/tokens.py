@@ -18,17 +18,13 @@ import time
 from collections.abc import Callable, Mapping
 
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
+from poolpilot.server.kernel.keys import derive_key
 from poolpilot.server.kernel.store import LocalStore, StateStore
 
 __all__ = ["TokenSigner", "canonical_args", "derive_key", "fingerprint"]
 
 _CONFIRM_LABEL = b"poolpilot/confirm-token/v1"
 REQUEST_STATE_LABEL = b"poolpilot/request-state/v1"
-
-
-def derive_key(secret: bytes, label: bytes) -> bytes:
-    """One key per purpose from the operator's secret, so the SDK's request-state key is not ours."""
-    return hmac.new(secret, label, hashlib.sha256).digest()
 
 
 def canonical_args(args: Mapping[str, object]) -> str:

@@ -8,7 +8,7 @@ A guarded tool is written as its plan resolver plus a body that gets one `Guarde
         ...                                              # fresh reads and validation; nothing is sent
 
     @guarded(title="Delete DO pool", plan=_plan_delete_pool, lock=cluster_lock)
-    async def digitalocean_delete_pool(
+    async def acme_delete_pool(
         ctx: Context, cluster_id: ClusterId, pool_name: PoolName, g: Guarded[PoolRow]
     ) -> PoolDeletion:
         \"\"\"Delete a connection pool; asks for confirmation first.\"\"\"

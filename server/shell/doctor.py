@@ -1,8 +1,8 @@
 """`poolpilot doctor`: one line per check (ok / warn / fail, with the exact fix), in the order a user needs them.
 
-Changes nothing and sends only reads, each bounded by `timeout_s`: DigitalOcean list clusters, TaurusDB list
-instances (limit 1), PgBouncer SHOW VERSION, a scratch key set/read/deleted in the state store. A TaurusDB
-signature goes out once (5 failures lock the key); if rejected, its `Date` header tells this clock's skew.
+Changes nothing and sends only reads, each bounded by `timeout_s`: each live provider's own probes (its face's
+`probes`: one list or version request, a signature sent once), and a scratch key set/read/deleted in the state
+store.
 """
 
 from __future__ import annotations

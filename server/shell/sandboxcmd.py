@@ -2,8 +2,8 @@
 
 The port is bound before anything is printed, so a busy port is one line and no banner. SIGINT and SIGTERM stop
 the server within a second (a request held by a `timeout` fault is cancelled after a short grace) and then the
-companions (`--with-pgbouncer`: the local PostgreSQL + PgBouncer pair, whose temp dir with `userlist.txt` goes
-with it). A signal while a companion starts stops what has started so far.
+companions (the real services a face starts beside the fakes, whose temp dirs and credentials files go with
+them). A signal while a companion starts stops what has started so far.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ async def _serve(app: Sandbox, sock: socket.socket, ready: Callable[[], None]) -
         def capture_signals(self) -> Iterator[None]:
             yield
 
-    # date_header=False: the TaurusDB fake sends its own (possibly skewed) Date for clock-skew diagnosis.
+    # date_header=False: a fake may send its own (possibly skewed) Date, for clock-skew diagnosis.
     config = uvicorn.Config(app, log_level="critical", date_header=False, timeout_graceful_shutdown=GRACE_S)
     server = QuietServer(config)
     async with anyio.create_task_group() as tg:

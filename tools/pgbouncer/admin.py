@@ -28,16 +28,23 @@ from __future__ import annotations
 import functools
 import time
 import unicodedata
-from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote
 
 import anyio
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import SecretStr
 
 from poolpilot.tools.pgbouncer.extra import INSTALL_HINT
 from poolpilot.tools.pgbouncer.ini import InvalidSetting
+from poolpilot.tools.pgbouncer.rows import (
+    AdminColumnError,
+    AdminError,
+    Row,
+    ShowDatabasesRow,
+    ShowPoolsRow,
+    ShowStatsRow,
+)
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -45,6 +52,22 @@ if TYPE_CHECKING:
     from psycopg.adapt import Loader
     from psycopg.rows import DictRow
 
+__all__ = [
+    "AdminColumnError",
+    "AdminCommandError",
+    "AdminConnectError",
+    "AdminConsole",
+    "AdminError",
+    "PauseTimedOut",
+    "PsycopgMissing",
+    "ShowDatabasesRow",
+    "ShowPoolsRow",
+    "ShowStatsRow",
+    "quote_ident",
+    "require_psycopg",
+]
+
+R = TypeVar("R", bound=Row)
 
 # admin.c copies a command argument, quotes included, into a 64-byte buffer ("bad arguments" beyond).
 _CONSOLE_ARG_MAX = 63
@@ -58,10 +81,6 @@ class PsycopgMissing(ImportError):
         super().__init__(f"PgBouncer support needs the optional dependency psycopg: {INSTALL_HINT}")
 
 
-class AdminError(Exception):
-    """Base of the admin console errors."""
-
-
 class AdminConnectError(AdminError):
     """Could not connect or log in to the console, or the connection broke."""
 
@@ -72,15 +91,6 @@ class AdminCommandError(AdminError):
     def __init__(self, message: str, sqlstate: str | None = None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
-
-
-class AdminColumnError(AdminError):
-    """A SHOW result lacks a column we read, or a column holds a value of another type than expected."""
-
-    def __init__(self, command: str, column: str, problem: str | None = None) -> None:
-        said = f"column {column} {problem}" if problem else f"no column {column}"
-        super().__init__(f"{command} returned {said}")
-        self.command, self.column = command, column
 
 
 class PauseTimedOut(AdminError):
@@ -97,102 +107,6 @@ class PauseTimedOut(AdminError):
             else f"RESUME {database} failed too: the database may still be paused, run RESUME {database}"
         )
         super().__init__(f"PAUSE {database} did not finish within {timeout_s:g} s ({waited}); {outcome}")
-
-
-RowT = TypeVar("RowT", bound="_Row")
-
-
-class _Row(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)  # `from_rows` passes only the columns it maps
-
-    # field -> the names its column has had, newest first (for a field whose column was renamed)
-    renamed: ClassVar[dict[str, tuple[str, ...]]] = {}
-
-    @classmethod
-    def columns_for(cls, command: str, columns: Sequence[str]) -> dict[str, str]:
-        """Map each field to the column that holds it in a result with `columns`. A missing column of a required
-        field raises `AdminColumnError` naming it; a missing optional one is left to its default."""
-        present, found = set(columns), {}
-        for name, info in cls.model_fields.items():
-            names = cls.renamed.get(name, (name,))
-            column = next((c for c in names if c in present), None)
-            if column is not None:
-                found[name] = column
-            elif info.is_required():
-                raise AdminColumnError(command, " or ".join(names))
-        return found
-
-    @classmethod
-    def from_rows(cls: type[RowT], command: str, columns: Sequence[str], rows: list[DictRow]) -> list[RowT]:
-        mapping = cls.columns_for(command, columns)
-        try:
-            return [cls.model_validate({name: row[column] for name, column in mapping.items()}) for row in rows]
-        except ValidationError as exc:
-            # Name the column and the expected type, never the value (a host or user the model needn't see).
-            error = exc.errors(include_url=False, include_input=False)[0]
-            column = mapping.get(str(error["loc"][0]), str(error["loc"][0])) if error["loc"] else "?"
-            raise AdminColumnError(command, column, f"has an unexpected value ({error['msg']})") from None
-
-
-class ShowPoolsRow(_Row):
-    """One row of SHOW POOLS: one pool per database/user pair."""
-
-    database: str
-    user: str
-    cl_active: int
-    cl_waiting: int
-    sv_active: int
-    sv_idle: int
-    sv_used: int
-    sv_tested: int
-    sv_login: int
-    maxwait: int  # seconds part of the oldest waiting client's wait
-    maxwait_us: int  # microseconds part
-    pool_mode: str | None = None
-
-    @property
-    def max_wait_s(self) -> float:
-        return self.maxwait + self.maxwait_us / 1_000_000
-
-
-class ShowDatabasesRow(_Row):
-    """One row of SHOW DATABASES: what PgBouncer actually loaded for a `[databases]` entry."""
-
-    name: str
-    host: str | None
-    port: int
-    database: str
-    force_user: str | None
-    pool_size: int
-    min_pool_size: int = 0
-    reserve_pool: int  # column `reserve_pool_size` since 1.24.0
-    pool_mode: str | None  # None: the global pool_mode applies
-    max_connections: int
-    current_connections: int
-    paused: bool
-    disabled: bool
-
-    renamed: ClassVar[dict[str, tuple[str, ...]]] = {"reserve_pool": ("reserve_pool_size", "reserve_pool")}
-
-
-class ShowStatsRow(_Row):
-    """One row of SHOW STATS: totals since start and per-second averages over the last stats period."""
-
-    database: str
-    total_xact_count: int
-    total_query_count: int
-    total_received: int
-    total_sent: int
-    total_xact_time: int  # microseconds
-    total_query_time: int
-    total_wait_time: int
-    avg_xact_count: int  # per second
-    avg_query_count: int
-    avg_recv: int
-    avg_sent: int
-    avg_xact_time: int  # microseconds
-    avg_query_time: int
-    avg_wait_time: int
 
 
 def quote_ident(name: str) -> str:
@@ -303,7 +217,7 @@ class AdminConsole:
                         raise AdminConnectError(self._safe(f"{command} failed: connection lost: {exc}")) from None
         raise AssertionError("unreachable")
 
-    async def _rows(self, command: str, model: type[RowT]) -> list[RowT]:
+    async def _rows(self, command: str, model: type[R]) -> list[R]:
         columns, rows = await self._run(command)
         return model.from_rows(command, columns, rows)
 

@@ -20,7 +20,6 @@ import anyio
 
 from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError, internal_error, validation_error
 from poolpilot.server.kernel.state import OpenContext
-from poolpilot.server.kernel.text import shown
 from poolpilot.tools.pgbouncer import ini
 from poolpilot.tools.pgbouncer.admin import (
     AdminColumnError,
@@ -37,23 +36,12 @@ from poolpilot.tools.pgbouncer.admin import (
 from poolpilot.tools.pgbouncer.extra import INSTALL_HINT
 from poolpilot.tools.pgbouncer.models import Thresholds
 from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, of
+from poolpilot.tools.pgbouncer.verify import Difference, describe, entry_of, loaded_differences, masked_line
 
 __all__ = ["Difference", "PgBouncerClient", "describe", "env_key", "loaded_differences", "masked_line", "open_client"]
 
 log = logging.getLogger("poolpilot.pgbouncer")
 PROVIDER = "pgbouncer"
-# What a [databases] field is called in ShowDatabasesRow (admin.py maps renamed columns, such as 1.24's
-# reserve_pool_size, onto these): the fields a reload is verified against.
-_LOADED_AS = {
-    "host": "host",
-    "port": "port",
-    "dbname": "database",
-    "user": "force_user",
-    "pool_size": "pool_size",
-    "reserve_pool": "reserve_pool",
-    "pool_mode": "pool_mode",
-    "max_db_connections": "max_connections",
-}
 
 
 def _error(
@@ -69,50 +57,6 @@ def _error(
 def env_key(instance: str) -> str:
     """The `<NAME>` of `POOLPILOT_PGBOUNCER_<NAME>_DSN` for an instance name (config.py lower-cases it)."""
     return instance.upper().replace("-", "_")
-
-
-def masked_line(file: ini.IniFile, name: str) -> str | None:
-    """The line defining `name` as written, with its password masked (or None when there is no such line)."""
-    raw, entry = file.line(name), _entry(file, name)
-    if raw is None or entry is None:
-        return None
-    if entry.password is None:
-        return raw.strip()
-    # Mask in place, so the preview keeps the operator's key order; re-render when the password is quoted
-    # differently from how we would write it.
-    written = ini.render_line(ini.DatabaseEntry(name=name, password=entry.password)).split("password=", 1)[1]
-    masked = re.sub(rf"(?<![^ =])password *= *{re.escape(written)}(?= |$)", "password=***", raw.strip())
-    return masked if written not in masked else ini.render_line(entry, masked=True)
-
-
-def _entry(file: ini.IniFile, name: str) -> ini.DatabaseEntry | None:
-    """Parse only `name`'s line: another broken line must not block an edit of this one."""
-    raw = file.line(name)
-    return None if raw is None else ini.parse("[databases]\n" + raw + "\n").databases().get(name)
-
-
-Difference = tuple[str, str | int | None, str | int | None]  # field, in the file, loaded by PgBouncer
-
-
-def loaded_differences(entry: ini.DatabaseEntry, row: ShowDatabasesRow | None) -> list[Difference]:
-    """Compare exactly the fields `entry` sets with what PgBouncer loaded."""
-    if row is None:
-        return [("database", entry.name, None)]
-    found: list[Difference] = []
-    for name, column in _LOADED_AS.items():
-        wanted, loaded = getattr(entry, name), getattr(row, column)
-        if wanted is not None and wanted != loaded:
-            found.append((name, wanted, loaded))
-    min_pool = entry.extra.get("min_pool_size")
-    if min_pool is not None and int(min_pool) != row.min_pool_size:
-        found.append(("min_pool_size", int(min_pool), row.min_pool_size))
-    return found
-
-
-def describe(differences: list[Difference]) -> str:
-    return "; ".join(
-        f"{field}: file has {shown(wanted)}, PgBouncer shows {shown(loaded)}" for field, wanted, loaded in differences
-    )
 
 
 @contextlib.contextmanager
@@ -273,7 +217,7 @@ class PgBouncerClient:
     def entry(self, name: str, file: ini.IniFile, database: str) -> ini.DatabaseEntry | None:
         """The pool `database` as the file defines it; a line PgBouncer would misread is an upstream error."""
         try:
-            return _entry(file, database)
+            return entry_of(file, database)
         except ini.InvalidSetting as exc:
             raise _error(
                 "upstream_error",
