@@ -19,7 +19,7 @@ from poolpilot.server.kernel.provider import Provider
 from poolpilot.server.kernel.redact import Redactor
 from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
 from poolpilot.server.kernel.state import AppState, OpenContext, ToolSpec
-from poolpilot.server.kernel.store import open_store
+from poolpilot.server.kernel.store import StateStore, open_store
 from poolpilot.server.kernel.tokens import REQUEST_STATE_LABEL, TokenSigner, derive_key
 from poolpilot.server.shell.registry import faces as registered
 
@@ -116,16 +116,18 @@ def build_app(
     sleep: Callable[[float], Awaitable[None]] | None = None,
     jitter: Callable[[], float] | None = None,
     audit: AuditLog | None = None,
+    store: StateStore | None = None,
 ) -> PoolpilotServer:
     """The whole server for `settings`. Tests pass their own `sandbox` (to inspect its state), `clock`, `sleep`
-    and `jitter` (every provider's retry backoff draws from it), and may pass `faces`."""
+    and `jitter` (every provider's retry backoff draws from it), and may pass `faces`; the CLI passes a `store`
+    that keeps used token nonces between its processes."""
     faces = registered() if faces is None else list(faces)
     settings = complete(settings, faces)
     enabled, specs, hidden = select_tools(settings, faces)
     redactor = Redactor(settings.secrets())
     configure_logging(redactor)
     audit_log = audit or AuditLog(settings.audit_log or "-", redactor, clock)
-    store = open_store(settings, clock)  # nonces and target locks: in this process, or in Redis for replicas
+    store = store or open_store(settings, clock)  # nonces and target locks: in this process, or in Redis for replicas
     guard = Guard(
         mode=settings.confirm,
         signer=TokenSigner(settings.confirm_secret, settings.confirm_ttl_s, clock, store),

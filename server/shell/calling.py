@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import anyio
 
@@ -27,25 +27,36 @@ if TYPE_CHECKING:
 
     from poolpilot.server.kernel.pipeline import PoolpilotServer
     from poolpilot.server.kernel.sandbox import Sandbox
+    from poolpilot.server.shell.localstate import FileNonces
 
 __all__ = ["call_tool", "persistent", "print_tool_help"]
 
 
-def persistent(settings: Settings) -> tuple[Settings, Sandbox | None]:
-    """Settings signed with the per-user secret (unless POOLPILOT_CONFIRM_SECRET is set) and, when a provider
-    uses the sandbox, that sandbox backed by the state directory."""
+class Local(NamedTuple):
+    """What `call` (and `serve --sandbox-state`) run with: the settings signed with the per-user secret, the
+    sandbox on the state directory (None when no provider uses one), the used-nonce store (None: the default)."""
+
+    settings: Settings
+    sandbox: Sandbox | None
+    store: FileNonces | None
+
+
+def persistent(settings: Settings) -> Local:
+    """The secret from the state directory unless POOLPILOT_CONFIRM_SECRET is set; used nonces there unless a
+    shared store (POOLPILOT_STATE_URL) keeps them; the sandbox there when a provider uses it."""
     from poolpilot.server.shell.app import build_sandbox, select_tools
-    from poolpilot.server.shell.localstate import FileStore, confirm_secret, state_dir
+    from poolpilot.server.shell.localstate import FileNonces, FileStore, confirm_secret, state_dir
 
     directory = state_dir()
     if not settings.confirm_secret:
         settings = dataclasses.replace(settings, confirm_secret=confirm_secret(directory))
+    store = FileNonces(directory) if settings.state_url is None else None
     enabled, _, _ = select_tools(settings)
     if not any(f.sandbox is not None and settings.provider_backend(f.name) == "sandbox" for f in enabled):
-        return settings, None
+        return Local(settings, None, store)
     sandbox = build_sandbox(settings)
     sandbox.store = FileStore(directory)
-    return settings, sandbox
+    return Local(settings, sandbox, store)
 
 
 def _safety(app: PoolpilotServer, name: str) -> str:
@@ -91,16 +102,14 @@ def print_tool_help(settings: Settings, name: str) -> int:
     return 0
 
 
-async def _call(
-    settings: Settings, sandbox: Sandbox | None, name: str, pairs: Sequence[str], progress: Progress
-) -> tuple[bool, object]:
+async def _call(local: Local, name: str, pairs: Sequence[str], progress: Progress) -> tuple[bool, object]:
     from mcp import Client
     from mcp.client.session import ClientRequestContext
     from mcp_types import ElicitRequestParams, ElicitResult
 
     from poolpilot.server.shell.app import build_app
 
-    app = build_app(settings, sandbox=sandbox)
+    app = build_app(local.settings, sandbox=local.sandbox, store=local.store)
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
 
     async def ask(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
@@ -136,10 +145,9 @@ async def _call(
 
 def call_tool(settings: Settings, name: str, pairs: Sequence[str], *, argv: Sequence[str], keep: bool) -> int:
     """Call `name`; prints the result as JSON, and on a preview the exact command that applies it."""
-    sandbox = None
-    if keep:
-        settings, sandbox = persistent(settings)
-    is_error, payload = anyio.run(_call, settings, sandbox, name, pairs, Progress())
+    local = persistent(settings) if keep else Local(settings, None, None)
+    settings = local.settings
+    is_error, payload = anyio.run(_call, local, name, pairs, Progress())
     print(json.dumps(payload, indent=2, ensure_ascii=False), flush=True)
     if isinstance(payload, dict) and payload.get("outcome") == "confirmation_required" and payload.get("confirm_token"):
         token = str(payload["confirm_token"])

@@ -63,12 +63,11 @@ def serve(settings: Settings, *, keep: bool = False) -> int:
 
     try:
         _preflight(settings)
-        sandbox = None
-        if keep:
-            from poolpilot.server.shell.calling import persistent
+        from poolpilot.server.shell.calling import Local, persistent
 
-            settings, sandbox = persistent(settings)
-        app = build_app(settings, sandbox=sandbox)
+        local = persistent(settings) if keep else Local(settings, None, None)
+        settings = local.settings
+        app = build_app(settings, sandbox=local.sandbox, store=local.store)
         text = banner(settings)
     finally:
         gc.freeze()  # what start-up built lives as long as the process: keep it out of every later collection

@@ -4,6 +4,7 @@
 
 - `confirm-secret`: 32 random bytes (hex) that sign confirmation tokens, so a token printed by one `poolpilot
   call` is accepted by the next.
+- `nonces.json`: the confirmation tokens already used and until when (so a token works once across processes).
 - `sandbox.json`: the embedded sandbox's state, replaced atomically (write a temp file, fsync, rename) while
   `sandbox.lock` is held with flock, so concurrent calls neither corrupt it nor lose each other's changes.
 
@@ -16,14 +17,23 @@ import fcntl
 import json
 import os
 import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
 
 from poolpilot.server.kernel.config import ConfigError
 
-__all__ = ["FileStore", "confirm_secret", "reset", "state_dir"]
+if TYPE_CHECKING:
+    from poolpilot.server.kernel.locks import Distributed
+
+__all__ = ["FileNonces", "FileStore", "confirm_secret", "reset", "state_dir"]
 
 SECRET_FILE = "confirm-secret"
 STATE_FILE = "sandbox.json"
+NONCE_FILE = "nonces.json"
 LOCK_FILE = "sandbox.lock"
 
 
@@ -85,7 +95,7 @@ def reset(directory: Path) -> list[str]:
     lock = _open_lock(directory)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        for name in (STATE_FILE, SECRET_FILE):
+        for name in (STATE_FILE, SECRET_FILE, NONCE_FILE):
             try:
                 (directory / name).unlink()
                 removed.append(name)
@@ -109,6 +119,68 @@ def _identity(path: Path) -> _Identity:
     except FileNotFoundError:
         return None
     return (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
+
+
+def _replace(directory: Path, name: str, data: object) -> None:
+    """Write `name` whole or not at all: a temp file, fsync, rename (mode 0600)."""
+    tmp = directory / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, separators=(",", ":"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, directory / name)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class FileNonces:
+    """The kernel's `StateStore` for the CLI: used token nonces in `nonces.json`, claimed under the same flock as
+    the sandbox state. No distributed lease: each process's TargetLocks stand, and each sandbox request is atomic."""
+
+    lease: Distributed | None = None
+
+    def __init__(self, directory: Path, clock: Callable[[], float] = time.time) -> None:
+        self.directory = directory
+        self._clock = clock
+
+    async def ready(self) -> None:
+        return None
+
+    def _claim(self, nonce: str, ttl_s: float) -> bool:
+        fd = _open_lock(self.directory)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            now = self._clock()
+            used = {n: t for n, t in self._read().items() if t >= now}
+            if nonce in used:
+                return False
+            used[nonce] = now + ttl_s
+            _replace(self.directory, NONCE_FILE, used)
+            return True
+        finally:
+            os.close(fd)
+
+    def _read(self) -> dict[str, float]:
+        try:
+            data: object = json.loads((self.directory / NONCE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(n): float(t) for n, t in data.items() if isinstance(t, int | float)}
+
+    async def claim(self, nonce: str, ttl_s: float) -> bool:
+        return await anyio.to_thread.run_sync(self._claim, nonce, ttl_s)
+
+    async def used(self, nonce: str) -> bool:
+        found = await anyio.to_thread.run_sync(self._read)
+        return found.get(nonce, float("-inf")) >= self._clock()
+
+    async def aclose(self) -> None:
+        return None
 
 
 class FileStore:
@@ -149,15 +221,5 @@ class FileStore:
         return data
 
     def save(self, state: dict[str, object]) -> None:
-        tmp = self.directory / f".{STATE_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(state, out, separators=(",", ":"))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        _replace(self.directory, STATE_FILE, state)
         self._seen = _identity(self.path)

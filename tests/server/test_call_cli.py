@@ -290,3 +290,14 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]
         main(["--version"])
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith("poolpilot ")
+
+
+def test_call_token_works_once_across_calls(state_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["call", "digitalocean_update_pool", f"cluster_id={PG_SMALL}", "pool_name=web", "size=12"]
+    assert main(args) == 0
+    token = json.loads(capsys.readouterr().out)["confirm_token"]
+    assert main([*args, f"confirm_token={token}"]) == 0
+    assert json.loads(capsys.readouterr().out)["outcome"] == "executed"
+    assert main([*args, f"confirm_token={token}"]) == 1  # each call builds its own server, as a new process does
+    refused = json.loads(capsys.readouterr().out)
+    assert refused["code"] == "confirmation_invalid" and "already used" in refused["message"]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import httpx2
 import pytest
 
 from poolpilot.server.kernel.config import ConfigError
-from poolpilot.server.shell.localstate import FileStore, confirm_secret, reset
+from poolpilot.server.shell.localstate import FileNonces, FileStore, confirm_secret, reset
 from tests.support import Sandbox
 
 pytestmark = pytest.mark.anyio
@@ -58,3 +59,14 @@ def test_confirm_secret_readable_by_others_is_refused(tmp_path: Path) -> None:
     os.chmod(tmp_path / "confirm-secret", 0o644)
     with pytest.raises(ConfigError, match="sandbox reset"):
         confirm_secret(tmp_path)
+
+
+async def test_a_nonce_is_claimed_once_across_stores_until_it_expires(tmp_path: Path) -> None:
+    now = [1_790_000_000.0]
+    first, second = FileNonces(tmp_path, lambda: now[0]), FileNonces(tmp_path, lambda: now[0])
+    assert await first.claim("n1", 60)
+    assert not await second.claim("n1", 60)  # another process: the same token does not work twice
+    assert await second.used("n1") and not await second.used("n2")
+    now[0] += 61
+    assert await second.claim("n1", 60)  # expired entries are forgotten (the token itself has expired too)
+    assert stat.S_IMODE((tmp_path / "nonces.json").stat().st_mode) == 0o600
