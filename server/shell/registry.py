@@ -10,7 +10,7 @@ import importlib
 
 from poolpilot.server.kernel.provider import Provider
 
-__all__ = ["faces", "register"]
+__all__ = ["faces", "register", "unregister"]
 
 # One line per provider (the cross-provider toolset `pools` last: it reads the others).
 _MODULES: list[str] = [
@@ -25,6 +25,12 @@ def register(module: str) -> None:
     """Register the provider whose face is `module.FACE` (before the cross-provider toolset)."""
     if module not in _MODULES:
         _MODULES.insert(len(_MODULES) - 1, module)
+
+
+def unregister(module: str) -> None:
+    """Take a registered provider out again (tests put the registry back as they found it)."""
+    if module in _MODULES:
+        _MODULES.remove(module)
 
 
 def faces() -> list[Provider]:
