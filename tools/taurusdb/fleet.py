@@ -22,7 +22,7 @@ from poolpilot.server.kernel.state import ProviderClient
 from poolpilot.server.kernel.text import quote
 from poolpilot.tools.taurusdb.client import TaurusDBClient
 from poolpilot.tools.taurusdb.models import ApiInstance
-from poolpilot.tools.taurusdb.tools import proxy_row
+from poolpilot.tools.taurusdb.plans import proxy_row
 
 __all__ = ["ADAPTER"]
 

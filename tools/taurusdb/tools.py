@@ -23,22 +23,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
-from poolpilot.server.kernel.guard import Change, Plan, Preview, Safety
+from poolpilot.server.kernel.errors import PoolpilotError
+from poolpilot.server.kernel.guard import Safety
 from poolpilot.server.kernel.state import ToolSpec, app_state
 from poolpilot.server.kernel.text import quote
-from poolpilot.server.kernel.tokens import fingerprint
 from poolpilot.server.kernel.tooldef import Guarded, guarded, specs, tool
-from poolpilot.tools.taurusdb.client import PROVIDER, TaurusDBClient
+from poolpilot.tools.taurusdb.client import TaurusDBClient
 from poolpilot.tools.taurusdb.models import (
-    ApiProxyEntry,
     Cursor,
     InstanceId,
     InstanceList,
@@ -47,7 +44,6 @@ from poolpilot.tools.taurusdb.models import (
     JobId,
     JobResult,
     PageSize,
-    PoolType,
     PoolTypeChange,
     ProxyId,
     ProxyList,
@@ -55,8 +51,9 @@ from poolpilot.tools.taurusdb.models import (
     WaitOutcome,
     job_from,
 )
+from poolpilot.tools.taurusdb.plans import PoolTypeArg, client, plan_switch, proxy_lock, proxy_row
 
-__all__ = ["SPECS", "proxy_row", "switch_blocker"]
+__all__ = ["SPECS"]
 
 log = logging.getLogger("poolpilot.taurusdb")
 _FIRST_POLL_S = 1.0
@@ -66,61 +63,9 @@ _MAX_POLL_S = 10.0
 # a 400/404, a 5xx, a 200 without a job, a job body that cannot be read.
 _INVISIBLE_GRACE_S = 30.0
 _FINAL = frozenset({"auth_failed", "forbidden"})
-_IMPACT: dict[str, str] = {
-    "SESSION": "TaurusDB runs a job on the proxy; then backend connections are reused across client sessions, "
-    "except sessions using PREPARE, temporary tables, user variables, LOCK TABLE, multi-statements or "
-    "procedures, which stay pinned",
-    "CLOSED": "TaurusDB runs a job on the proxy; then every client session holds its own backend connection again",
-}
 
 WaitArg = Annotated[bool, Field(strict=True, description="Poll the job until it ends or timeout_s passes")]
 TimeoutArg = Annotated[int, Field(strict=True, ge=5, le=1800, description="Max seconds to wait for the job")]
-PoolTypeArg = Annotated[PoolType, Field(description="CLOSED: pooling off; SESSION: session-level pooling")]
-
-
-def _client(ctx: Context) -> TaurusDBClient:
-    return app_state(ctx).client(PROVIDER, TaurusDBClient)
-
-
-def switch_blocker(entry: ApiProxyEntry) -> tuple[ErrorCode, str, str] | None:
-    """Why this proxy cannot switch its pool type now (error code, reason, next step), or None."""
-    proxy = entry.proxy
-    if proxy.switch_connection_pool_type_enabled is False:
-        return (
-            "not_supported",
-            "its proxy version does not support switching the connection-pool type "
-            "(switch_connection_pool_type_enabled is false)",
-            "Upgrade the proxy kernel to 2.22.07.000 or later (console: Database Proxy > Upgrade Kernel Version), "
-            "then check `switchable` with taurusdb_list_proxies.",
-        )
-    if entry.htap_nodes:
-        # taurusdb_03_0033: "Consistency levels and connection pooling are not supported" with HTAP analysis.
-        return (
-            "not_supported",
-            "proxies with HTAP analysis nodes do not support connection pooling",
-            "Use a proxy without HTAP nodes.",
-        )
-    if proxy.status and proxy.status != "ACTIVE":
-        return (
-            "conflict",
-            f"the proxy is {quote(proxy.status)}, not ACTIVE",
-            "Wait until taurusdb_list_proxies shows it ACTIVE, then retry.",
-        )
-    return None
-
-
-def proxy_row(entry: ApiProxyEntry) -> ProxyRow:
-    proxy = entry.proxy
-    blocker = switch_blocker(entry)
-    return ProxyRow(
-        proxy_id=proxy.pool_id,
-        name=proxy.name,
-        status=proxy.status,
-        pool_type=proxy.connection_pool_type,
-        switchable=blocker is None,
-        why_not=blocker[1] if blocker else None,
-        node_count=proxy.node_num if proxy.node_num is not None else len(proxy.nodes or []),
-    )
 
 
 # -- read tools -------------------------------------------------------------------------------------
@@ -129,7 +74,7 @@ def proxy_row(entry: ApiProxyEntry) -> ProxyRow:
 @tool(Safety.READ, "List TaurusDB instances")
 async def taurusdb_list_instances(ctx: Context, page_size: PageSize = 20, cursor: Cursor = None) -> InstanceList:
     """List TaurusDB instances as compact rows (id, name, status, region, versions)."""
-    tdb = _client(ctx)
+    tdb = client(ctx)
     offset = int(cursor or 0)
     instances, total = await tdb.list_instances(page_size, offset)
     rows = [
@@ -152,7 +97,7 @@ async def taurusdb_list_instances(ctx: Context, page_size: PageSize = 20, cursor
 @tool(Safety.READ, "List TaurusDB proxies")
 async def taurusdb_list_proxies(ctx: Context, instance_id: InstanceId) -> ProxyList:
     """List an instance's proxies: id, status, connection-pool type, whether it can switch (and why not)."""
-    tdb = _client(ctx)
+    tdb = client(ctx)
     entries = await tdb.list_proxies(instance_id)
     return ProxyList(backend=tdb.backend, instance_id=instance_id, rows=[proxy_row(e) for e in entries])
 
@@ -160,49 +105,15 @@ async def taurusdb_list_proxies(ctx: Context, instance_id: InstanceId) -> ProxyL
 @tool(Safety.READ, "Get TaurusDB job")
 async def taurusdb_get_job(ctx: Context, job_id: JobId) -> JobResult:
     """Get a TaurusDB job: status (Pending, Running, Completed, Failed), progress and fail reason."""
-    tdb = _client(ctx)
+    tdb = client(ctx)
     return JobResult(backend=tdb.backend, job=job_from(await tdb.get_job(job_id), job_id))
 
 
 # -- switch the pool type (DESTRUCTIVE) -------------------------------------------------------------
 
 
-async def _plan_switch(
-    ctx: Context, instance_id: InstanceId, proxy_id: ProxyId, pool_type: PoolTypeArg
-) -> Plan[ProxyRow]:
-    entry = await _client(ctx).find_proxy(instance_id, proxy_id)
-    row = proxy_row(entry)
-    preview = Preview(
-        action="set connection-pool type",
-        target=f"proxy {quote(row.name)} ({proxy_id}) on instance {instance_id}",
-        changes=[Change(field="connection_pool_type", before=row.pool_type, after=pool_type)],
-        impact=_IMPACT[pool_type],
-    )
-    state = fingerprint({"instance": instance_id, "proxy": row.model_dump()})
-    if row.pool_type == pool_type:
-        why = f"Proxy {quote(row.name)} already uses {pool_type}; no job was started and nothing was sent."
-        return Plan(preview=preview, fingerprint=state, data=row, no_change=why)
-    blocker = switch_blocker(entry)
-    if blocker is not None:
-        code, reason, hint = blocker
-        raise PoolpilotError(
-            ErrorInfo(
-                code=code,
-                message=f"proxy {quote(row.name)} ({proxy_id}) cannot switch to {pool_type}: {reason}; "
-                "nothing was sent",
-                hint=hint,
-                provider=PROVIDER,
-            )
-        )
-    return Plan(preview=preview, fingerprint=state, data=row)
-
-
-def _proxy_lock(args: Mapping[str, Any]) -> tuple[str, ...]:
-    return (f"taurusdb:proxy:{args['instance_id']}/{args['proxy_id']}",)
-
-
 # The token binds what changes; wait and timeout_s only say how long this call follows the job.
-@guarded(title="Set TaurusDB proxy pool type", plan=_plan_switch, lock=_proxy_lock, unbound=("wait", "timeout_s"))
+@guarded(title="Set TaurusDB proxy pool type", plan=plan_switch, lock=proxy_lock, unbound=("wait", "timeout_s"))
 async def taurusdb_set_proxy_pool_type(
     ctx: Context,
     instance_id: InstanceId,
@@ -214,7 +125,7 @@ async def taurusdb_set_proxy_pool_type(
 ) -> PoolTypeChange:
     """Switch a proxy's connection-pool type (CLOSED/SESSION) and follow the job; asks for confirmation first."""
     state = app_state(ctx)
-    tdb = _client(ctx)
+    tdb = client(ctx)
     decision, plan = g.decision, g.plan
     args = {"instance_id": instance_id, "proxy_id": proxy_id, "pool_type": pool_type}
     fields: dict[str, object] = {
