@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -25,7 +25,7 @@ from mcp_types import CallToolResult, ElicitRequestParams, ElicitResult
 from poolpilot.server.kernel.config import Settings
 from poolpilot.server.kernel.sandbox import FaultPlan
 from poolpilot.server.kernel.sandbox import Sandbox as Composite
-from poolpilot.server.shell.app import PoolpilotServer, build_app
+from poolpilot.server.shell.app import PoolpilotServer, build_app, default_toolsets
 from poolpilot.server.shell.registry import faces
 from poolpilot.tools.digitalocean.sandbox import DigitalOceanSandbox
 from poolpilot.tools.taurusdb.sandbox import TaurusDBSandbox
@@ -99,6 +99,17 @@ class ManualClock:
         self.now += seconds
 
 
+def sandbox_toolsets() -> tuple[str, ...]:
+    """Every toolset of the providers the sandbox serves (and the cross-provider one), extra toolsets included."""
+    return tuple(n for f in faces() if f.backend_rule != "live" for n in f.toolset_names())
+
+
+def every_toolset(settings: Settings) -> tuple[str, ...]:
+    """The toolsets on by default with these settings, plus every extra toolset of those providers."""
+    on = default_toolsets(settings)
+    return tuple(n for f in faces() if f.name in on for n in f.toolset_names())
+
+
 def sandbox_settings(audit: Path, **overrides: Any) -> Settings:
     return Settings(backend="sandbox", audit_log=str(audit), **overrides)
 
@@ -111,10 +122,14 @@ def make_app(
     jitter: Callable[[], float] | None = None,
     **overrides: Any,
 ) -> tuple[PoolpilotServer, Sandbox, ManualClock]:
-    """The app on the sandbox, on a manual clock (and with `jitter`, when given, behind every retry backoff)."""
+    """The app on the sandbox, on a manual clock (and with `jitter`, when given, behind every retry backoff). The
+    providers on by default have every toolset on, the extra ones too, unless `toolsets` is given (`None`: the
+    server's default)."""
     clock = clock or ManualClock()
     sandbox = sandbox or Sandbox(clock=clock, sleep=clock.sleep, faults=FaultPlan())
     settings = sandbox_settings(audit, **overrides)
+    if "toolsets" not in overrides:
+        settings = replace(settings, toolsets=every_toolset(settings))
     app = build_app(settings, sandbox=sandbox, clock=clock, sleep=clock.sleep, jitter=jitter)
     return app, sandbox, clock
 

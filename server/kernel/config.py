@@ -333,7 +333,7 @@ def load_settings(
     )
     settings = complete(core, faces, r)
     for face in faces:
-        wanted = settings.toolsets is None or face.name in settings.toolsets
+        wanted = settings.toolsets is None or any(n in settings.toolsets for n in face.toolset_names())
         own = settings.provider(face.name)
         if wanted and backend == "live" and face.backend_rule == "sandbox_or_live" and not own.configured():
             var = face.env[0].name if face.env else face.name

@@ -9,14 +9,24 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, InputRequiredResult, TextContent
+from mcp_types import (
+    CallToolResult,
+    InputRequiredResult,
+    ListToolsResult,
+    PaginatedRequestParams,
+    ServerCapabilities,
+    TextContent,
+)
 from mcp_types import Tool as MCPTool
 from pydantic import ValidationError
 
 from poolpilot.server.kernel.audit import rejected_arguments
+from poolpilot.server.kernel.catalogue import connection_of
 from poolpilot.server.kernel.errors import (
     ErrorInfo,
     PoolpilotError,
@@ -44,8 +54,51 @@ class PoolpilotServer(MCPServer[AppState]):
         self.hidden = dict(hidden)
         self.state = state
         self._tool_cache: list[MCPTool] | None = None
+        self._session_lists: dict[frozenset[str], list[MCPTool]] = {}
+        self._announce_tool_list_changes()
+
+    def _announce_tool_list_changes(self) -> None:
+        """Handshake-era clients learn from `tools.listChanged` that toolsets_enable's notification may come. The
+        SDK derives capabilities from options its transports pass as None, so the flag is added where they are
+        built (at 2026-07-28 the SDK ignores these options and derives the flag itself)."""
+        lowlevel = self._lowlevel_server
+        derive = lowlevel.get_capabilities
+
+        def capabilities(
+            notification_options: NotificationOptions | None = None,
+            experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+            extensions: dict[str, dict[str, Any]] | None = None,
+            *,
+            protocol_version: str | None = None,
+        ) -> ServerCapabilities:
+            options = notification_options or NotificationOptions()
+            options.tools_changed = bool(self.state.toolsets.dynamic)
+            return derive(options, experimental_capabilities, extensions, protocol_version=protocol_version)
+
+        setattr(lowlevel, "get_capabilities", capabilities)  # noqa: B010 (an instance attribute on purpose)
+
+    async def _handle_list_tools(
+        self, ctx: ServerRequestContext[AppState], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
+        # The SDK's handler asks list_tools() without the request; the session's toolsets need it.
+        connection = getattr(ctx.session, "_connection", None)
+        return ListToolsResult(tools=await self.session_tools(self.state.toolsets.enabled(connection)))
+
+    async def session_tools(self, enabled: frozenset[str]) -> list[MCPTool]:
+        """tools/list for a session that enabled `enabled` toolsets at run time (cached per set)."""
+        found = self._session_lists.get(enabled)
+        if found is None:
+            dynamic = self.state.toolsets.dynamic
+            every = await self._every_tool()
+            found = [t for t in every if t.name not in dynamic or dynamic[t.name] in enabled]
+            self._session_lists[enabled] = found
+        return found
 
     async def list_tools(self) -> list[MCPTool]:
+        """The tools every session starts with."""
+        return await self.session_tools(frozenset())
+
+    async def _every_tool(self) -> list[MCPTool]:
         if self._tool_cache is None:
             tools = await super().list_tools()
             self._tool_cache = [
@@ -63,6 +116,8 @@ class PoolpilotServer(MCPServer[AppState]):
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         spec = self.specs.get(name)
+        if spec is not None and not self.state.toolsets.visible(name, connection_of(context)):
+            spec = None
         if spec is None:
             result = render_error(self._refusal(name))
         else:
@@ -101,6 +156,13 @@ class PoolpilotServer(MCPServer[AppState]):
         return info
 
     def _refusal(self, name: str) -> ErrorInfo:
+        toolset = self.state.toolsets.dynamic.get(name)
+        if toolset is not None:
+            return ErrorInfo(
+                code="tool_not_allowed",
+                message=f"{name} belongs to the toolset {toolset}, which is off in this session",
+                hint=f"Call toolsets_enable with toolset={toolset}, or ask the operator for --toolsets {toolset}.",
+            )
         reason = self.hidden.get(name)
         if reason == "read_only":
             return ErrorInfo(

@@ -34,7 +34,17 @@ if TYPE_CHECKING:
     from poolpilot.server.kernel.sandbox import FakeProvider, SandboxOptions
     from poolpilot.server.kernel.state import AppState, OpenContext, ProviderClient, ToolSpec
 
-__all__ = ["Backend", "BackendRule", "Check", "EnvVar", "LocalCompanion", "Provider", "ProviderSettings", "Status"]
+__all__ = [
+    "Backend",
+    "BackendRule",
+    "Check",
+    "EnvVar",
+    "LocalCompanion",
+    "Provider",
+    "ProviderSettings",
+    "Status",
+    "Toolset",
+]
 
 Status = Literal["ok", "warn", "fail"]
 Backend = Literal["sandbox", "live"]
@@ -93,6 +103,18 @@ class LocalCompanion:
 
 
 @dataclass(frozen=True)
+class Toolset:
+    """One of a provider's extra toolsets: the tools it names are off unless `--toolsets` names it, `default_on`
+    is set, or a session enables it at run time (`toolsets_enable`). The provider's own toolset (its `name`) holds
+    every tool no extra toolset names. Extra toolsets keep the default tool list short (DECISIONS: ≤ 16)."""
+
+    name: str
+    description: str
+    tools: tuple[str, ...]
+    default_on: bool = False
+
+
+@dataclass(frozen=True)
 class Provider:
     name: str
     description: str
@@ -118,3 +140,13 @@ class Provider:
     companion: LocalCompanion | None = None
     # Advice thresholds this provider contributes to pools_advise (name -> value), from its settings.
     thresholds: Callable[[ProviderSettings], Mapping[str, float]] = field(default=lambda _: {})
+    # Extra toolsets (off by default unless marked): each names some of this provider's tools.
+    toolsets: tuple[Toolset, ...] = ()
+
+    def toolset_names(self) -> tuple[str, ...]:
+        """The provider's own toolset first, then its extra ones."""
+        return (self.name, *(t.name for t in self.toolsets))
+
+    def toolset_of(self, tool: str) -> str:
+        """The toolset a tool of this provider belongs to."""
+        return next((t.name for t in self.toolsets if tool in t.tools), self.name)

@@ -24,6 +24,7 @@ import anyio
 from mcp.server.mcpserver import Context
 
 from poolpilot.server.kernel.audit import AuditLog
+from poolpilot.server.kernel.catalogue import Toolsets
 from poolpilot.server.kernel.config import Settings
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.guard import Guard, Safety
@@ -83,6 +84,8 @@ class AppState:
     locks: TargetLocks = field(default_factory=TargetLocks)
     # The enabled providers' faces (the fleet view reads providers only through them).
     providers: dict[str, Provider] = field(default_factory=dict)
+    # The toolsets this server offers and the ones each session enabled at run time.
+    toolsets: Toolsets = field(default_factory=Toolsets)
 
     def client(self, provider: str, kind: type[C]) -> C:
         found = self.clients.get(provider)

@@ -7,11 +7,13 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 
 from mcp.server.mcpserver import MCPServer, RequestStateSecurity
 
 from poolpilot.server.kernel import config
 from poolpilot.server.kernel.audit import AuditLog
+from poolpilot.server.kernel.catalogue import ToolsetEntry, Toolsets
 from poolpilot.server.kernel.config import ConfigError, Settings, complete
 from poolpilot.server.kernel.guard import Guard, Safety
 from poolpilot.server.kernel.pipeline import PoolpilotServer, configure_logging
@@ -21,9 +23,20 @@ from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
 from poolpilot.server.kernel.state import AppState, OpenContext, ToolSpec
 from poolpilot.server.kernel.store import StateStore, open_store
 from poolpilot.server.kernel.tokens import REQUEST_STATE_LABEL, TokenSigner, derive_key
+from poolpilot.server.kernel.toolsets import SPECS as TOOLSET_SPECS
+from poolpilot.server.kernel.toolsets import TOOL_NAMES as TOOLSET_TOOLS
 from poolpilot.server.shell.registry import faces as registered
 
-__all__ = ["PoolpilotServer", "build_app", "build_sandbox", "default_toolsets", "load_settings", "select_tools"]
+__all__ = [
+    "PoolpilotServer",
+    "ToolPlan",
+    "build_app",
+    "build_sandbox",
+    "default_toolsets",
+    "load_settings",
+    "plan_tools",
+    "select_tools",
+]
 
 
 def load_settings(flags: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -32,44 +45,82 @@ def load_settings(flags: Mapping[str, object] | None = None, env: Mapping[str, s
 
 
 def default_toolsets(settings: Settings, faces: Sequence[Provider] | None = None) -> tuple[str, ...]:
-    """Every provider whose face is on by default with these settings (a self-hosted one once configured)."""
+    """The toolsets on when --toolsets is not given: every provider's own toolset that is on by default (a
+    self-hosted one once configured) and, with it, its extra toolsets marked on by default."""
     faces = registered() if faces is None else faces
     settings = complete(settings, faces)
-    return tuple(f.name for f in faces if f.default_on(settings.provider(f.name)))
+    on = [f for f in faces if f.default_on(settings.provider(f.name))]
+    return tuple(name for f in on for name in (f.name, *(t.name for t in f.toolsets if t.default_on)))
 
 
-def select_tools(
-    settings: Settings, faces: Sequence[Provider] | None = None
-) -> tuple[list[Provider], list[ToolSpec], dict[str, str]]:
-    """The enabled faces, the tools to register, and why each other known tool is hidden."""
+@dataclass(frozen=True)
+class ToolPlan:
+    """What a server built from these settings offers."""
+
+    enabled: list[Provider]  # faces with a toolset on (their clients are opened)
+    specs: list[ToolSpec]  # the tools every session starts with
+    dynamic: list[ToolSpec]  # registered too, shown once a session enables their toolset
+    hidden: dict[str, str]  # every other known tool -> why it is not in tools/list at start
+    toolsets: list[ToolsetEntry]
+
+
+def plan_tools(settings: Settings, faces: Sequence[Provider] | None = None) -> ToolPlan:
     faces = registered() if faces is None else faces
     settings = complete(settings, faces)
-    names = [f.name for f in faces]
+    names = [n for f in faces for n in f.toolset_names()]
     unknown = [n for n in settings.toolsets or () if n not in names]
     if unknown:
         raise ConfigError("--toolsets", f"unknown toolset {unknown[0]!r}", "use " + ", ".join(names))
-    chosen_names = settings.toolsets if settings.toolsets is not None else default_toolsets(settings, faces)
-    enabled = [f for f in faces if f.name in chosen_names]
+    chosen = settings.toolsets if settings.toolsets is not None else default_toolsets(settings, faces)
+    enabled = [f for f in faces if any(n in chosen for n in f.toolset_names())]
     for face in enabled:
         why = face.unusable(settings.provider(face.name))
         if why is not None:
             raise ConfigError("--toolsets", why[0], why[1])
     every = [(face, spec) for face in faces for spec in face.tools()]
-    missing = [t for t in settings.tools or () if t not in {spec.name for _, spec in every}]
+    known = {spec.name for _, spec in every} | TOOLSET_TOOLS
+    missing = [t for t in settings.tools or () if t not in known]
     if missing:
         raise ConfigError("--tools", f"unknown tool {missing[0]!r}", "run `poolpilot tools` for the names")
-    hidden: dict[str, str] = {}
-    chosen: list[ToolSpec] = []
+    plan = ToolPlan(enabled, [], [], {}, [])
+    shown: dict[str, list[str]] = {n: [] for n in names}
     for face, spec in every:
-        if face not in enabled:
-            hidden[spec.name] = "tool_not_allowed"
-        elif settings.read_only and spec.safety is not Safety.READ:
-            hidden[spec.name] = "read_only"
+        toolset = face.toolset_of(spec.name)
+        barred = None  # what no toolset choice can undo
+        if settings.read_only and spec.safety is not Safety.READ:
+            barred = "read_only"
         elif settings.tools is not None and spec.name not in settings.tools:
-            hidden[spec.name] = "tool_not_allowed"
+            barred = "tool_not_allowed"
         else:
-            chosen.append(spec)
-    return enabled, chosen, hidden
+            shown[toolset].append(spec.name)
+        if face not in enabled:
+            plan.hidden[spec.name] = "tool_not_allowed"
+        elif barred is not None:
+            plan.hidden[spec.name] = barred
+        elif toolset in chosen:
+            plan.specs.append(spec)
+        else:
+            plan.dynamic.append(spec)
+            plan.hidden[spec.name] = "toolset_off"
+    plan.specs.extend(s for s in TOOLSET_SPECS if settings.tools is None or s.name in settings.tools)
+    for face in faces:
+        blocked = None
+        if face not in enabled:
+            why = face.unusable(settings.provider(face.name))
+            blocked = f"{face.name} is not enabled on this server" + (f" ({why[1]})" if why else "")
+        descriptions = {face.name: face.description} | {t.name: t.description for t in face.toolsets}
+        for name in face.toolset_names():
+            entry = ToolsetEntry(name, descriptions[name], tuple(shown[name]), name in chosen, blocked)
+            plan.toolsets.append(entry)
+    return plan
+
+
+def select_tools(
+    settings: Settings, faces: Sequence[Provider] | None = None
+) -> tuple[list[Provider], list[ToolSpec], dict[str, str]]:
+    """The enabled faces, the tools every session starts with, and why each other known tool is not listed."""
+    plan = plan_tools(settings, faces)
+    return plan.enabled, plan.specs, plan.hidden
 
 
 def _instructions(settings: Settings, enabled: list[Provider]) -> str:
@@ -123,7 +174,8 @@ def build_app(
     that keeps used token nonces between its processes."""
     faces = registered() if faces is None else list(faces)
     settings = complete(settings, faces)
-    enabled, specs, hidden = select_tools(settings, faces)
+    plan = plan_tools(settings, faces)
+    enabled = plan.enabled
     redactor = Redactor(settings.secrets())
     configure_logging(redactor)
     audit_log = audit or AuditLog(settings.audit_log or "-", redactor, clock)
@@ -142,6 +194,7 @@ def build_app(
         redactor=redactor,
         sandbox=sandbox,
         providers={f.name: f for f in enabled},
+        toolsets=Toolsets(plan.toolsets),
     )
     state.locks.distributed = store.lease
 
@@ -166,9 +219,10 @@ def build_app(
     security = None
     if settings.confirm_secret:
         security = RequestStateSecurity(keys=[derive_key(settings.confirm_secret, REQUEST_STATE_LABEL)])
+    specs = plan.specs + plan.dynamic
     app = PoolpilotServer(
         specs=specs,
-        hidden=hidden,
+        hidden=plan.hidden,
         state=state,
         name="poolpilot",
         version=_version(),
@@ -179,7 +233,7 @@ def build_app(
     )
     for spec in specs:
         app.add_tool(spec.fn, name=spec.name, annotations=spec.safety.annotations(spec.title), structured_output=True)
-    names = frozenset(spec.name for spec in specs)
+    names = frozenset(spec.name for spec in specs)  # resources follow every tool a session may enable
     for face in enabled:
         if face.extras is not None:
             face.extras(app, state, names)

@@ -82,12 +82,29 @@ async def _outside(lookup: Awaitable[Tool | None]) -> Tool | UsageError | None:
         return exc
 
 
+def with_toolset_of(settings: Settings, name: str) -> Settings:
+    """An operator who names a tool gets it: the toolset it belongs to is turned on for this one call when it is
+    off by default (off-by-default toolsets keep an agent's tool list short; they are no permission). An explicit
+    --toolsets, --tools and --read-only still decide."""
+    if settings.toolsets is not None:
+        return settings
+    from poolpilot.server.shell.app import default_toolsets
+    from poolpilot.server.shell.registry import faces
+
+    on = default_toolsets(settings)
+    for face in faces():
+        if face.name in on and any(spec.name == name for spec in face.tools()):
+            toolset = face.toolset_of(name)
+            return settings if toolset in on else dataclasses.replace(settings, toolsets=(*on, toolset))
+    return settings
+
+
 async def _help(settings: Settings, name: str) -> str:
     from mcp import Client
 
     from poolpilot.server.shell.app import build_app
 
-    app = build_app(settings)
+    app = build_app(with_toolset_of(settings, name))
     async with Client(app) as client:
         tool = await _outside(_lookup(app, client, name))
     if isinstance(tool, UsageError):
@@ -147,6 +164,7 @@ def call_tool(settings: Settings, name: str, pairs: Sequence[str], *, argv: Sequ
     """Call `name`; prints the result as JSON, and on a preview the exact command that applies it."""
     local = persistent(settings) if keep else Local(settings, None, None)
     settings = local.settings
+    local = local._replace(settings=with_toolset_of(settings, name))
     is_error, payload = anyio.run(_call, local, name, pairs, Progress())
     print(json.dumps(payload, indent=2, ensure_ascii=False), flush=True)
     if isinstance(payload, dict) and payload.get("outcome") == "confirmation_required" and payload.get("confirm_token"):

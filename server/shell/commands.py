@@ -84,23 +84,24 @@ def serve(settings: Settings, *, keep: bool = False) -> int:
 
 
 def print_tools(settings: Settings, *, as_json: bool) -> int:
-    from poolpilot.server.shell.app import select_tools
-    from poolpilot.server.shell.registry import faces
+    from poolpilot.server.shell.app import plan_tools
 
-    _, specs, hidden = select_tools(settings)
+    plan = plan_tools(settings)
+    specs, hidden = plan.specs, plan.hidden
     rows = [{"name": s.name, "safety": s.safety.value, "title": s.title} for s in specs]
     if as_json:
-        print(json.dumps({"tools": rows, "hidden": hidden}, indent=2))
+        toolsets = [{"name": t.name, "on": t.on, "tools": list(t.tools)} for t in plan.toolsets]
+        print(json.dumps({"tools": rows, "hidden": hidden, "toolsets": toolsets}, indent=2))
         return 0
     width = max((len(r["name"]) for r in rows), default=4)
     print(f"{'TOOL'.ljust(width)}  {'CLASS'.ljust(11)}  WHAT")
     for r in rows:
         print(f"{r['name'].ljust(width)}  {r['safety'].ljust(11)}  {r['title']}")
     if hidden:
-        toolsets = {face.name: {t.name for t in face.tools()} for face in faces()}
-        off = sorted(n for n, names in toolsets.items() if names and names <= hidden.keys())
-        why = {"read_only": "--read-only", "tool_not_allowed": "--toolsets/--tools"}
-        rest = sorted({why[r] for name, r in hidden.items() if not any(name in toolsets[t] for t in off)})
-        parts = [f"toolset {n} not enabled" for n in off] + [f"hidden by {r}" for r in rest]
+        off = [t for t in plan.toolsets if not t.on and t.tools]
+        covered = {name for t in off for name in t.tools}
+        why = {"read_only": "--read-only", "tool_not_allowed": "--toolsets/--tools", "toolset_off": "--toolsets"}
+        rest = sorted({why[r] for name, r in hidden.items() if name not in covered})
+        parts = [f"toolset {t.name} not enabled" for t in off] + [f"hidden by {r}" for r in rest]
         print(f"({len(hidden)} more: " + "; ".join(parts) + ")")
     return 0

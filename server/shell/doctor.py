@@ -64,7 +64,7 @@ def _providers(settings: Settings, faces: list[Provider], enabled: tuple[str, ..
     for face in faces:
         if face.backend_rule == "derived":
             continue  # reads the others: nothing of its own to check
-        if face.name not in enabled:
+        if not any(n in enabled for n in face.toolset_names()):
             hint = "see --toolsets"
             if face.unusable(settings.provider(face.name)) is not None:
                 hint = face.unusable(settings.provider(face.name))[1]  # type: ignore[index]
@@ -175,7 +175,7 @@ async def diagnose(
             face.probes
             for face in faces
             if face.probes is not None
-            and (settings.toolsets is None or face.name in settings.toolsets)
+            and (settings.toolsets is None or any(n in settings.toolsets for n in face.toolset_names()))
             and settings.provider_backend(face.name) == "live"
         ]
         probes.append(_store)  # the shared state store, when configured (issue 19)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from poolpilot.server.kernel.config import Settings
+from poolpilot.server.kernel.toolsets import TOOL_NAMES as TOOLSET_TOOLS
 from poolpilot.server.shell.app import build_app
 from poolpilot.server.shell.registry import faces
 from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, PgBouncerSettings
@@ -33,10 +34,11 @@ async def test_manifest_tools_equal_the_registered_tools(tmp_path: Path) -> None
     settings = Settings(
         backend="sandbox",
         audit_log=str(tmp_path / "audit.jsonl"),
+        toolsets=tuple(n for face in faces() for n in face.toolset_names()),
         providers={"pgbouncer": PgBouncerSettings(instances=pgbouncer)},
     )
     registered = [{"name": t.name, "description": t.description} for t in await build_app(settings).list_tools()]
-    every_spec = {spec.name for face in faces() for spec in face.tools()}
+    every_spec = {spec.name for face in faces() for spec in face.tools()} | TOOLSET_TOOLS
     assert {t["name"] for t in registered} == every_spec
     assert _manifest()["tools"] == registered, "regenerate manifest.json's tools:\n" + json.dumps(registered, indent=2)
 

@@ -15,6 +15,7 @@ from poolpilot.server.kernel.config import ConfigError, Settings
 from poolpilot.server.kernel.guard import Safety
 from poolpilot.server.kernel.redact import Redactor
 from poolpilot.server.kernel.tooldef import asker
+from poolpilot.server.kernel.toolsets import SPECS as TOOLSET_SPECS
 from poolpilot.server.shell.app import build_app, select_tools
 from poolpilot.server.shell.registry import faces
 from tests.support import ManualClock, Sandbox, make_app, open_client, sandbox_settings
@@ -26,7 +27,7 @@ DELETE = {"cluster_id": PG_SMALL, "pool_name": "web"}
 
 
 def _all_specs() -> list[Any]:
-    return [spec for face in faces() for spec in face.tools()]
+    return [spec for face in faces() for spec in face.tools()] + list(TOOLSET_SPECS)
 
 
 def test_every_tool_declares_a_class_and_matching_annotations() -> None:

@@ -11,7 +11,7 @@ import pytest
 from mcp_types import CallToolResult
 
 from poolpilot.server.shell.registry import faces
-from tests.support import ManualClock, Sandbox, make_app, open_client
+from tests.support import ManualClock, Sandbox, make_app, open_client, sandbox_toolsets
 
 pytestmark = pytest.mark.anyio
 
@@ -64,6 +64,7 @@ async def _run(tmp_path: Path, **overrides: Any) -> tuple[list[str], str, list[d
     clock = ManualClock()
     sandbox = Sandbox(clock=clock, sleep=clock.sleep, password=SENTINEL, job_seconds=(1.0, 2.0))
     audit = tmp_path / "audit.jsonl"
+    overrides.setdefault("toolsets", sandbox_toolsets())
     app, sandbox, _ = make_app(audit, sandbox=sandbox, clock=clock, **overrides)
     seen: list[str] = []
     async with open_client(app) as client:

@@ -15,6 +15,7 @@ import pytest
 
 from poolpilot.server.kernel.config import Settings
 from poolpilot.server.shell.app import build_app
+from poolpilot.server.shell.registry import faces
 from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, PgBouncerSettings
 from tests.support import open_client
 
@@ -24,11 +25,12 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 
 
 async def _tools(tmp_path: Path) -> list[dict[str, object]]:
-    # Every toolset, PgBouncer included (its DSN is never used: listing tools connects to nothing).
+    # Every toolset, the extra ones and PgBouncer included (its DSN is never used: listing tools connects to nothing).
     pgbouncer = PgBouncerInstance(name="edge", dsn="postgresql://admin@127.0.0.1:1/pgbouncer", ini_path=None)
     settings = Settings(
         backend="sandbox",
         audit_log=str(tmp_path / "audit.jsonl"),
+        toolsets=tuple(n for face in faces() for n in face.toolset_names()),
         providers={"pgbouncer": PgBouncerSettings(instances=(pgbouncer,))},
     )
     async with open_client(build_app(settings)) as client:

@@ -102,8 +102,23 @@ async def _exits_cleanly(process: Process, err_path: Path) -> None:
     assert "Traceback" not in stderr
 
 
-async def _scenario(client: Client, mode: ConnectMode) -> None:
+async def _toolsets(client: Client, dynamic: bool) -> None:
+    """toolsets_enable lasts for the session where there is one (handshake-era, not stateless); elsewhere it says
+    to use --toolsets."""
+    enabled = await client.call_tool("toolsets_enable", {"toolset": "digitalocean_databases"})
+    names = {tool.name for tool in (await client.list_tools(cache_mode="bypass")).tools}
+    listed = await client.call_tool("digitalocean_list_databases", {"cluster_id": PG_SMALL})
+    assert enabled.structured_content is not None
+    if dynamic:
+        assert not enabled.is_error and "digitalocean_list_databases" in names and not listed.is_error
+    else:
+        assert enabled.is_error and enabled.structured_content["code"] == "not_supported"
+        assert "digitalocean_list_databases" not in names and listed.is_error
+
+
+async def _scenario(client: Client, mode: ConnectMode, stateless: bool = False) -> None:
     assert (client.protocol_version == MODERN) == (mode == "auto")  # legacy: the initialize handshake
+    await _toolsets(client, dynamic=mode == "legacy" and not stateless)
     assert client.server_info is not None and client.server_info.name == "poolpilot"
     listed = await client.list_tools()
     names = {tool.name for tool in listed.tools}
@@ -179,7 +194,7 @@ async def test_streamable_http_scenario_runs_end_to_end(tmp_path: Path, stateles
             transport = streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)
             with anyio.fail_after(60):
                 async with Client(transport, mode=mode) as client:
-                    await _scenario(client, mode)
+                    await _scenario(client, mode, stateless)
         await _terminate(process, err_path)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from poolpilot.server.kernel.provider import Check, EnvVar, Provider
+from poolpilot.server.kernel.provider import Check, EnvVar, Provider, Toolset
 from poolpilot.tools.digitalocean import settings as _settings
 
 if TYPE_CHECKING:
@@ -82,6 +82,20 @@ FACE = Provider(
     probes=_probes,
     extras=_extras,
     fleet=_fleet,
+    # Off by default (the default tool list stays ≤ 16): `--toolsets` or toolsets_enable adds them.
+    toolsets=(
+        Toolset(
+            "digitalocean_databases",
+            "DigitalOcean: list, get, create and delete the databases of a cluster.",
+            (
+                "digitalocean_list_databases",
+                "digitalocean_get_database",
+                "digitalocean_create_database",
+                "digitalocean_delete_database",
+            ),
+        ),
+        Toolset("digitalocean_users", "DigitalOcean: the database users of a cluster.", ("digitalocean_list_users",)),
+    ),
     env=(
         EnvVar("DIGITALOCEAN_TOKEN", secret=True, description="DigitalOcean API token"),
         EnvVar("DIGITALOCEAN_ACCESS_TOKEN", secret=True, description="DigitalOcean API token (pydo's name)"),
