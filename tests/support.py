@@ -222,11 +222,12 @@ async def sandbox_session(
     on_ask: Callable[[Sandbox], None] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[S]:
-    """A `kind` session on one toolset (unless `toolsets` is given), bounded to 10 s; see `client_options`."""
+    """A `kind` session on one provider's toolsets, its extra ones too (unless `toolsets` is given), bounded to 10 s;
+    see `client_options`."""
     clock = clock or ManualClock()
     sandbox = sandbox or Sandbox(clock=clock, sleep=clock.sleep)
     audit = tmp_path / "audit.jsonl"
-    overrides.setdefault("toolsets", (toolset,))
+    overrides.setdefault("toolsets", next((f.toolset_names() for f in faces() if f.name == toolset), (toolset,)))
     app, sandbox, clock = make_app(audit, sandbox=sandbox, clock=clock, **overrides)
     asked: list[str] = []
     think = (lambda: on_ask(sandbox)) if on_ask is not None else None

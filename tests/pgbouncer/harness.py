@@ -14,6 +14,7 @@ from mcp import Client
 
 from poolpilot.server.kernel.config import Settings
 from poolpilot.server.shell.app import build_app
+from poolpilot.tools.pgbouncer import FACE
 from poolpilot.tools.pgbouncer.local import LocalPair
 from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, PgBouncerSettings
 from tests.support import MODES, Answer, ManualClock, client_options, open_client
@@ -87,7 +88,7 @@ async def session(
     settings = Settings(
         backend="sandbox",
         audit_log=str(audit),
-        toolsets=("pgbouncer",),
+        toolsets=FACE.toolset_names(),
         providers={"pgbouncer": PgBouncerSettings(instances=(instance,), **limits)},
         **overrides,
     )

@@ -85,9 +85,10 @@ def test_pgbouncer_waiting_suggests_growth_within_the_server_limit() -> None:
     assert pgbouncer_waiting(_overview(_pgb(size=5, clients_waiting=0, max_wait_s=0.0)), T) == []
 
 
-def test_pgbouncer_at_its_server_limit_gets_no_resize() -> None:
+def test_pgbouncer_at_its_server_limit_gets_no_resize_but_the_list_of_who_waits() -> None:
     (finding,) = pgbouncer_waiting(_overview(_pgb(size=8, clients_waiting=3, max_wait_s=0.0, server_limit=8)), T)
-    assert finding.suggested_call is None
+    assert finding.suggested_call is not None and finding.suggested_call.tool == "pgbouncer_list_clients"
+    assert finding.suggested_call.arguments == {"instance": "local", "database": "appdb", "waiting_only": True}
     assert "server limit" in finding.explanation
 
 

@@ -25,7 +25,7 @@ import socket
 import string
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
@@ -44,7 +44,7 @@ from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID
 from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, PgBouncerSettings
 from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE
 from tests.reliability.harness import WiredSandbox
-from tests.support import ManualClock, open_client
+from tests.support import ManualClock, every_toolset, open_client
 
 TOOLS = [spec.name for face in faces() for spec in face.tools()]
 EXAMPLES = 6  # random ones per argument, after every `ways` case once
@@ -79,6 +79,8 @@ VALID: dict[str, dict[str, Any]] = {
     "taurusdb_get_job": {"job_id": "0b7e6f1c-1d2a-4e5f-9a8b-7c6d5e4f3a2b"},
     "pgbouncer_list_pools": {"instance": "fuzz"},
     "pgbouncer_get_stats": {"instance": "fuzz"},
+    "pgbouncer_list_clients": {"instance": "fuzz"},
+    "pgbouncer_list_servers": {"instance": "fuzz"},
     "pgbouncer_create_pool": {"instance": "fuzz", "database": "fresh", "host": "127.0.0.1"},
     "pgbouncer_update_pool": {"instance": "fuzz", "database": "app", "pool_size": 5},
     "pgbouncer_delete_pool": {"instance": "fuzz", "database": "app"},
@@ -283,6 +285,7 @@ def fuzzer(tmp_path: Path, **overrides: Any) -> Iterator[Fuzzer]:
         providers={"pgbouncer": PgBouncerSettings(instances=(instance,))},
         **overrides,
     )
+    app_settings = replace(app_settings, toolsets=every_toolset(app_settings))  # the off-by-default ones too
     app = build_app(app_settings, sandbox=sandbox, clock=clock, sleep=clock.sleep)
     with start_blocking_portal("asyncio") as portal, portal.wrap_async_context_manager(open_client(app)) as client:
         listed = portal.call(client.list_tools)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from poolpilot.server.kernel.config import ConfigError
-from poolpilot.server.kernel.provider import Check, EnvVar, LocalCompanion, Provider, ProviderSettings
+from poolpilot.server.kernel.provider import Check, EnvVar, LocalCompanion, Provider, ProviderSettings, Toolset
 from poolpilot.tools.pgbouncer import settings as _settings
 
 if TYPE_CHECKING:
@@ -25,9 +25,10 @@ __all__ = ["FACE"]
 
 
 def _tools() -> tuple[ToolSpec, ...]:
+    from poolpilot.tools.pgbouncer import sessions
     from poolpilot.tools.pgbouncer.tools import SPECS
 
-    return SPECS
+    return SPECS + sessions.SPECS
 
 
 async def _open(ctx: OpenContext) -> ProviderClient:
@@ -114,6 +115,13 @@ FACE = Provider(
     extras=_extras,
     fleet=_fleet,
     thresholds=_thresholds,
+    toolsets=(
+        Toolset(
+            "pgbouncer_sessions",
+            "PgBouncer: who is connected and who waits (SHOW CLIENTS, SHOW SERVERS).",
+            ("pgbouncer_list_clients", "pgbouncer_list_servers"),
+        ),
+    ),
     env=(
         EnvVar("POOLPILOT_PGBOUNCER_<NAME>_DSN", secret=True, description="PgBouncer admin console DSN"),
         EnvVar("POOLPILOT_PGBOUNCER_<NAME>_INI", secret=False, description="path of pgbouncer.ini (for edits)"),

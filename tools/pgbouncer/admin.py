@@ -221,6 +221,10 @@ class AdminConsole:
         columns, rows = await self._run(command)
         return model.from_rows(command, columns, rows)
 
+    async def show(self, command: str, model: type[RowT]) -> list[RowT]:
+        """A SHOW command's rows as `model` (read by column name); `command` is a constant, never user text."""
+        return await self._rows(command, model)
+
     async def show_pools(self) -> list[ShowPoolsRow]:
         return await self._rows("SHOW POOLS", ShowPoolsRow)
 

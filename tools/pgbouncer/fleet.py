@@ -82,6 +82,12 @@ def pgbouncer_waiting(overview: Overview, t: Thresholds) -> list[Finding]:
                     tool="pgbouncer_update_pool",
                     arguments={"instance": row.location, "database": row.pool, "pool_size": wanted},
                 )
+        if call is None:  # nothing to grow: who waits, from where, for how long (toolset pgbouncer_sessions)
+            call = SuggestedCall(
+                tool="pgbouncer_list_clients",
+                arguments={"instance": row.location, "database": row.pool, "waiting_only": True},
+            )
+        grow = call.tool == "pgbouncer_update_pool"
         findings.append(
             Finding(
                 rule="pgbouncer_waiting",
@@ -91,7 +97,11 @@ def pgbouncer_waiting(overview: Overview, t: Thresholds) -> list[Finding]:
                 pool=row.pool,
                 evidence={"clients_waiting": waiting, "max_wait_s": wait, "pool_size": row.size},
                 explanation=f"{waiting} clients wait on {quote(row.pool_label or row.pool)} (longest {wait:.1f}s)"
-                + ("; grow the pool." if call else "; the pool is at the server limit: look at the queries instead."),
+                + (
+                    "; grow the pool."
+                    if grow
+                    else "; the pool is at the server limit: see who waits, then look at their queries."
+                ),
                 suggested_call=call,
             )
         )
