@@ -221,7 +221,7 @@ class AdminConsole:
         columns, rows = await self._run(command)
         return model.from_rows(command, columns, rows)
 
-    async def show(self, command: str, model: type[RowT]) -> list[RowT]:
+    async def show(self, command: str, model: type[R]) -> list[R]:
         """A SHOW command's rows as `model` (read by column name); `command` is a constant, never user text."""
         return await self._rows(command, model)
 

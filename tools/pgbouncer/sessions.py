@@ -2,7 +2,7 @@
 
 Rows carry names, addresses, states and wait times only. The console's `ptr`/`link` (memory addresses) and
 `local_addr`/`local_port` are left out; nothing in these results is a secret. Columns are read by name
-(admin.py's `_Row`): 1.18 and 1.24 differ in columns we do not read (`id`, `prepared_statements`, `replication`).
+(rows.py's `Row`): 1.18 and 1.24 differ in columns we do not read (`id`, `prepared_statements`, `replication`).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from poolpilot.server.kernel.errors import validation_error
 from poolpilot.server.kernel.guard import Safety
 from poolpilot.server.kernel.state import ToolSpec
 from poolpilot.server.kernel.tooldef import specs, tool
-from poolpilot.tools.pgbouncer.admin import _Row
 from poolpilot.tools.pgbouncer.client import PgBouncerClient, _mapped
 from poolpilot.tools.pgbouncer.models import Cursor, DatabaseFilter, InstanceName, PageSize
 from poolpilot.tools.pgbouncer.plans import pgb
+from poolpilot.tools.pgbouncer.rows import Row
 
 __all__ = ["SPECS", "ShowSocketRow", "show_sockets"]
 
@@ -28,7 +28,7 @@ __all__ = ["SPECS", "ShowSocketRow", "show_sockets"]
 Stamp = Annotated[str | None, BeforeValidator(lambda v: None if v is None else str(v))]
 
 
-class ShowSocketRow(_Row):
+class ShowSocketRow(Row):
     """One row of SHOW CLIENTS or SHOW SERVERS."""
 
     user: str
