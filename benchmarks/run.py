@@ -40,6 +40,7 @@ from _http import bench_concurrency
 from _pgbouncer import bench_pgbouncer, local_pgbouncer, pgbouncer_env
 from _report import FULL, QUICK, Plan, Report, leaf, render
 from _stdio import bench_call_overhead, bench_cold_start, bench_payload_and_memory
+from _toolsets import bench_toolsets
 
 Phase = Callable[[Plan, Report, str, TextIO], Awaitable[None]]
 
@@ -57,6 +58,7 @@ def phases(pgbouncer: Mapping[str, str]) -> dict[str, Phase]:
         "concurrency": bench_concurrency,
         "overview": bench_overview,
         "payload": bench_payload_and_memory,
+        "toolsets": bench_toolsets,
     }
 
 
