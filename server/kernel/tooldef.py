@@ -40,7 +40,7 @@ from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.guard import Confirm, ConfirmToken, Decision, NotAsked, Plan, Safety
 from poolpilot.server.kernel.state import ToolSpec, app_state
 
-__all__ = ["Guarded", "asker", "guarded", "tool"]
+__all__ = ["Guarded", "asker", "guarded", "spec_of", "specs", "tool"]
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Awaitable[object]])
