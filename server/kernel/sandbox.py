@@ -188,6 +188,7 @@ class Sandbox:
         self.faults = faults or FaultPlan()
         self._sleep = sleep
         self._timeout_s = timeout_s
+        self._closing = anyio.Event()
         self.fakes = dict(fakes)
         self._providers: dict[str, tuple[str, FakeProvider]] = {f.prefix: (n, f) for n, f in self.fakes.items()}
         self.requests = 0
@@ -228,6 +229,21 @@ class Sandbox:
         if not isinstance(found, kind):
             raise TypeError(f"the {name} fake is a {type(found).__name__}, not a {kind.__name__}")
         return found
+
+    def close(self) -> None:
+        """Stop holding answers: a request held by a `timeout` fault ends now (the server is shutting down)."""
+        self._closing.set()
+
+    async def _held(self) -> None:
+        """A `timeout` fault's wait: until its time passes on the sandbox's clock, or `close()`."""
+        async with anyio.create_task_group() as tg:
+
+            async def wait(then: Callable[[], Awaitable[object]]) -> None:
+                await then()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(wait, lambda: self._sleep(self._timeout_s))
+            tg.start_soon(wait, self._closing.wait)
 
     def transport(self) -> httpx2.AsyncBaseTransport:
         """In-process transport: the same client code path as live, minus the network."""
@@ -270,7 +286,7 @@ class Sandbox:
             # No answer in time. Over a socket the client's read timeout fires long before this sleep ends; in
             # process (ASGITransport has no timeouts) and on a test's manual clock it ends at once, so end it
             # the way the client would see it: a read timeout, not an answer (a 504 would be an answer).
-            await self._sleep(self._timeout_s)
+            await self._held()
             raise httpx2.ReadTimeout("sandbox fault: no answer in time")
         if failure is not None and failure.kind == "drop":
             # Start a response, then break it off: over a socket the client sees an incomplete message; in

@@ -148,6 +148,7 @@ async def _serve(app: Sandbox, sock: socket.socket, ready: Callable[[], None]) -
                 async for _ in signals:
                     server.force_exit = server.should_exit  # a second signal skips the grace
                     server.should_exit = True
+                    app.close()  # a request held by a `timeout` fault answers now, so the grace is not waited out
 
         await tg.start(stop_on_signal)
         ready()
