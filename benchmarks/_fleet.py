@@ -36,9 +36,8 @@ from mcp_types import TextContent
 
 from poolpilot.server.kernel.config import Settings
 from poolpilot.server.kernel.sandbox import FaultPlan
-from poolpilot.server.shell.app import build_app
+from poolpilot.server.shell.app import build_app, build_sandbox
 from poolpilot.tools.taurusdb.sandbox_seed import SANDBOX_AK, SANDBOX_PROJECT_ID, SANDBOX_SK
-from tests.support import Sandbox
 
 OVERVIEW = "pools_overview"
 LATENCY_MS = 50
@@ -57,8 +56,9 @@ class Seeded:
 
 async def seeded_overview(tmp: str) -> Seeded:
     """In process, sandbox backend, no faults; the text is the content a model reads, byte for byte."""
-    sandbox_app = Sandbox(faults=FaultPlan())
-    app = build_app(Settings(backend="sandbox", audit_log=str(Path(tmp) / "fleet-audit.jsonl")), sandbox=sandbox_app)
+    settings = Settings(backend="sandbox", audit_log=str(Path(tmp) / "fleet-audit.jsonl"))
+    sandbox_app = build_sandbox(settings, faults=FaultPlan())
+    app = build_app(settings, sandbox=sandbox_app)
     async with Client(app, raise_exceptions=True) as client:
         before = sandbox_app.requests
         result = await client.call_tool(OVERVIEW, {})
