@@ -23,7 +23,7 @@ from mcp_types import (
     TextContent,
 )
 from mcp_types import Tool as MCPTool
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from poolpilot.server.kernel.audit import rejected_arguments
 from poolpilot.server.kernel.catalogue import connection_of
@@ -118,6 +118,8 @@ class PoolpilotServer(MCPServer[AppState]):
         spec = self.specs.get(name)
         if spec is not None and not self.state.toolsets.visible(name, connection_of(context)):
             spec = None
+        if spec is not None and spec.safety is Safety.READ:
+            return await self._read(name, arguments, context)  # no guard, no audit, one serialisation
         if spec is None:
             result = render_error(self._refusal(name))
         else:
@@ -142,6 +144,46 @@ class PoolpilotServer(MCPServer[AppState]):
             if self.specs[name].safety is Safety.DESTRUCTIVE:
                 declined = unanswered_decline(exc, self.state.settings.provider_backend(name.split("_", 1)[0]))
             return declined or render_error(self._error_info(name, exc))
+
+    async def _read(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None
+    ) -> CallToolResult | InputRequiredResult:
+        """A read takes the shortest path (issue 23): the SDK validates the arguments and runs the tool, the result
+        model is dumped once, redacted only when its JSON shows something a redaction could change, and that same
+        JSON is the text block. Anything but a plain result model (an error, a wrapped or aliased output) goes the
+        SDK's way and through the full redaction pass, so the result is the same JSON either way."""
+        tool = self._tool_manager.get_tool(name)
+        if tool is None:  # every spec is registered as a tool; answered like an unknown name if one is not
+            return self._redacted(render_error(self._refusal(name)))
+        if context is None:
+            context = Context(mcp_server=self, subscriptions=self._subscriptions)
+        try:
+            value = await tool.run(arguments, context)
+        except MCPError:
+            raise
+        except ToolError as exc:
+            return self._redacted(render_error(self._error_info(name, exc)))
+        meta = tool.fn_metadata
+        fast = isinstance(value, BaseModel) and not meta.wrap_output and type(value) is meta.output_model
+        if not fast or _aliased(type(value)):
+            try:
+                converted = meta.convert_result(value)
+            except MCPError:
+                raise
+            except Exception as exc:  # as the SDK's Tool.run reports a failed conversion: a crash, text kept here
+                wrapped = UnexpectedToolError(f"Error executing tool {name}")
+                wrapped.__cause__ = exc
+                return self._redacted(render_error(self._error_info(name, wrapped)))
+            return converted if isinstance(converted, InputRequiredResult) else self._redacted(converted)
+        assert isinstance(value, BaseModel)
+        structured: dict[str, Any] = value.model_dump(mode="json", by_alias=True)
+        text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
+        if not self.state.redactor.clean(text):
+            structured = self.state.redactor.value(
+                structured, allow_connection_secrets=self.state.settings.allow_secrets
+            )
+            text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
     def _error_info(self, name: str, exc: ToolError) -> ErrorInfo:
         cause: BaseException | None = exc
@@ -241,6 +283,20 @@ class PoolpilotServer(MCPServer[AppState]):
             self.state.audit.write(record)
         except PoolpilotError:
             log.error("audit log write failed for %s (outcome %s)", spec.name, record["outcome"])
+
+
+_ALIASED: dict[type[BaseModel], bool] = {}
+
+
+def _aliased(model: type[BaseModel]) -> bool:
+    """Whether a result model dumps any field under another name (its JSON text would then differ from the SDK's)."""
+    found = _ALIASED.get(model)
+    if found is None:
+        fields = model.model_fields.items()
+        found = _ALIASED[model] = any(
+            f.alias not in (None, n) or f.serialization_alias not in (None, n) for n, f in fields
+        )
+    return found
 
 
 def configure_logging(redactor: Redactor, level: str = "WARNING") -> None:

@@ -7,6 +7,7 @@ password part of a URI, `Bearer …`, `Signature=…`) are masked even when thei
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -37,6 +38,7 @@ _SECRET_KEYS = frozenset(
         "dsn_password",
     }
 )
+_QUOTED_SECRET_KEYS = tuple(f'"{k}"' for k in _SECRET_KEYS)
 # Only these may pass through results when the operator allows secrets (never logs or audit).
 _CONNECTION_KEYS = frozenset({"password"})
 
@@ -65,6 +67,8 @@ class Redactor:
         self._known: set[str] = set()
         self._lock = threading.Lock()
         self._pattern: re.Pattern[str] | None = None
+        # The same secrets as they appear inside JSON text (quotes, backslashes, control characters escaped).
+        self._json_pattern: re.Pattern[str] | None = None
         self.add(*known)
 
     def add(self, *secrets: str | None) -> None:
@@ -76,6 +80,23 @@ class Redactor:
             self._known |= fresh
             ordered = sorted(self._known, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(s) for s in ordered))
+            escaped = {json.dumps(s, ensure_ascii=False)[1:-1] for s in ordered}
+            self._json_pattern = re.compile("|".join(re.escape(s) for s in sorted(escaped, key=len, reverse=True)))
+
+    def clean(self, json_text: str) -> bool:
+        """True when `value(data)` would return `data` unchanged, judged from `json_text`, the JSON of `data`
+        (`json.dumps(data, ensure_ascii=False)`, any separators): no known secret, no credential shape and no
+        secret key occurs in it. JSON escapes character by character, so a secret or shape inside any string or
+        key is still a substring of the text (the escaped forms of the known secrets are searched for too); a
+        false alarm only costs the full pass. Used by reads to skip the walk over a result that cannot hold a
+        secret (issue 23); tests/server/test_redact.py checks it against the full pass."""
+        pattern = self._json_pattern
+        if pattern is not None and pattern.search(json_text) is not None:
+            return False
+        if _SHAPE_HINT.search(json_text) is not None:
+            return False
+        lowered = json_text.lower()  # keys are compared lowered, as `_walk` does
+        return not any(quoted in lowered for quoted in _QUOTED_SECRET_KEYS)
 
     def text(self, value: str, *, allow_connection_secrets: bool = False) -> str:
         """Mask known secrets and credential shapes; connection passwords stay only when allowed."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -93,3 +94,33 @@ def test_fast_path_never_changes_what_the_patterns_would_mask(text: str) -> None
     full = redact._URI_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", full)
     full = redact._PASSWORD_PATTERN.sub(lambda m: m.group(1) + MASK, full)
     assert Redactor().text(text) == full
+
+
+# A known secret with characters JSON escapes, so `clean` must find it in its escaped form.
+_ESCAPED_SECRET = 'q"u\\o\nte-secret'
+_LEAVES = (
+    st.none() | st.booleans() | st.integers() | st.lists(_PIECES | st.just(_ESCAPED_SECRET), max_size=6).map("".join)
+)
+_KEYS = st.sampled_from(
+    ["user", "uri", "password", "PassWord", "token", "confirm_token", "s\u212a", "SK", "x-auth-token", "note", "é"]
+)
+_JSON = st.recursive(
+    _LEAVES, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=4), max_leaves=16
+)
+
+
+@given(_JSON, st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_clean_json_means_the_full_pass_would_change_nothing(data: object, allow: bool) -> None:
+    redactor = Redactor(["pw-1234567", _ESCAPED_SECRET])
+    for separators in ((",", ":"), (", ", ": ")):
+        if redactor.clean(json.dumps(data, ensure_ascii=False, separators=separators)):
+            assert redactor.value(data, allow_connection_secrets=allow) == data
+
+
+def test_clean_refuses_escaped_secrets_shapes_and_secret_keys() -> None:
+    redactor = Redactor([_ESCAPED_SECRET])
+    assert redactor.clean(json.dumps({"rows": [{"name": "web", "size": 3}]}))
+    assert not redactor.clean(json.dumps({"note": f"was {_ESCAPED_SECRET}"}, ensure_ascii=False))
+    assert not redactor.clean(json.dumps({"uri": "postgres://u:p@h/db"}))
+    assert not redactor.clean(json.dumps({"s\u212a": "abc"}, ensure_ascii=False))  # Kelvin sign lowers to k
