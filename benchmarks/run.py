@@ -38,6 +38,7 @@ import anyio
 from _fleet import bench_overview
 from _http import bench_concurrency
 from _pgbouncer import bench_pgbouncer, local_pgbouncer, pgbouncer_env
+from _profile import bench_profile
 from _report import FULL, QUICK, Plan, Report, leaf, render
 from _stdio import bench_call_overhead, bench_cold_start, bench_payload_and_memory
 from _toolsets import bench_toolsets
@@ -59,6 +60,7 @@ def phases(pgbouncer: Mapping[str, str]) -> dict[str, Phase]:
         "overview": bench_overview,
         "payload": bench_payload_and_memory,
         "toolsets": bench_toolsets,
+        "profile": bench_profile,
     }
 
 

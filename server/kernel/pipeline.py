@@ -176,12 +176,16 @@ class PoolpilotServer(MCPServer[AppState]):
                 return self._redacted(render_error(self._error_info(name, wrapped)))
             return converted if isinstance(converted, InputRequiredResult) else self._redacted(converted)
         assert isinstance(value, BaseModel)
+        return self._serialised(value)
+
+    def _serialised(self, value: BaseModel) -> CallToolResult:
+        """The result model as the SDK would build it and `_redacted` would rewrite it, in one dump: the structured
+        content, and its compact JSON as the text block."""
         structured: dict[str, Any] = value.model_dump(mode="json", by_alias=True)
         text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
-        if not self.state.redactor.clean(text):
-            structured = self.state.redactor.value(
-                structured, allow_connection_secrets=self.state.settings.allow_secrets
-            )
+        redactor = self.state.redactor
+        if not redactor.clean(text):
+            structured = redactor.value(structured, allow_connection_secrets=self.state.settings.allow_secrets)
             text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 

@@ -38,7 +38,7 @@ _SECRET_KEYS = frozenset(
         "dsn_password",
     }
 )
-_QUOTED_SECRET_KEYS = tuple(f'"{k}"' for k in _SECRET_KEYS)
+_QUOTED_SECRET_KEY = re.compile("|".join(re.escape(f'"{k}"') for k in sorted(_SECRET_KEYS)))
 # Only these may pass through results when the operator allows secrets (never logs or audit).
 _CONNECTION_KEYS = frozenset({"password"})
 
@@ -49,7 +49,8 @@ _CREDENTIAL_PATTERNS = (
     re.compile(r"(?i)(x-auth-token[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
 )
 # Every shape below contains one of these; strings without any skip the patterns (most strings in results).
-_SHAPE_HINT = re.compile(r"(?i)://|bearer|signature=|x-auth-token|password")
+_SHAPE_HINTS = ("://", "bearer", "signature=", "x-auth-token", "password")
+_SHAPE_HINT = re.compile("(?i)" + "|".join(re.escape(h) for h in _SHAPE_HINTS))
 _PASSWORD_PATTERN = re.compile(r"(?i)(password[\"']?\s*[:=]\s*[\"']?)[^\s\"',}&]+")
 
 T = TypeVar("T")
@@ -93,10 +94,16 @@ class Redactor:
         pattern = self._json_pattern
         if pattern is not None and pattern.search(json_text) is not None:
             return False
-        if _SHAPE_HINT.search(json_text) is not None:
+        lowered = json_text.lower()
+        # On ASCII text, lowering then matching case-sensitively finds exactly what the case-insensitive pattern
+        # finds, several times faster; other text keeps the pattern itself (it folds more than str.lower does).
+        if json_text.isascii():
+            if any(hint in lowered for hint in _SHAPE_HINTS):
+                return False
+        elif _SHAPE_HINT.search(json_text) is not None:
             return False
-        lowered = json_text.lower()  # keys are compared lowered, as `_walk` does
-        return not any(quoted in lowered for quoted in _QUOTED_SECRET_KEYS)
+        # Keys are compared lowered, as `_walk` does (str.lower maps the Kelvin sign to k, for one).
+        return _QUOTED_SECRET_KEY.search(lowered) is None
 
     def text(self, value: str, *, allow_connection_secrets: bool = False) -> str:
         """Mask known secrets and credential shapes; connection passwords stay only when allowed."""
