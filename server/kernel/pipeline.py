@@ -36,7 +36,7 @@ from poolpilot.server.kernel.errors import (
 )
 from poolpilot.server.kernel.guard import Safety, unanswered_decline
 from poolpilot.server.kernel.redact import RedactingFilter, Redactor
-from poolpilot.server.kernel.schema import compact_schema, outline
+from poolpilot.server.kernel.schema import compact_annotations, compact_schema, outline
 from poolpilot.server.kernel.state import AppState, ToolSpec
 from poolpilot.server.kernel.text import quote
 
@@ -106,6 +106,7 @@ class PoolpilotServer(MCPServer[AppState]):
                     update={
                         "input_schema": compact_schema(t.input_schema),
                         "output_schema": outline(t.output_schema) if t.output_schema else None,
+                        "annotations": compact_annotations(t.annotations),
                     }
                 )
                 for t in tools

@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
-__all__ = ["compact_schema", "outline"]
+from mcp_types import ToolAnnotations
+
+__all__ = ["compact_annotations", "compact_schema", "outline"]
+
+
+def compact_annotations(hints: ToolAnnotations | None) -> ToolAnnotations | None:
+    """The hints a client acts on, without the ones that repeat the spec's (pessimistic) defaults: `readOnlyHint`
+    always, `destructiveHint` on every tool that is not read-only (true spelled out on the tools that destroy),
+    `idempotentHint` only when true there, `openWorldHint` only when false. A read states no destructive or
+    idempotent hint: the spec calls them meaningful only when readOnlyHint is false (issue 23)."""
+    if hints is None:
+        return None
+    read_only = hints.read_only_hint is True
+    return ToolAnnotations(
+        title=hints.title,
+        read_only_hint=read_only,
+        destructive_hint=None if read_only else hints.destructive_hint,
+        idempotent_hint=True if hints.idempotent_hint and not read_only else None,
+        open_world_hint=False if hints.open_world_hint is False else None,
+    )
 
 
 def compact_schema(node: object, parent_key: str | None = None) -> object:
@@ -40,11 +59,17 @@ def _shallow(prop: object) -> dict[str, object]:
     return {"type": kind} if isinstance(kind, str | list) else {}
 
 
+# In every result, and the server's instructions say so: listing it again in each outline says nothing new.
+_EVERY_RESULT = frozenset({"backend"})
+
+
 def outline(schema: dict[str, object]) -> dict[str, object]:
-    """The result's top-level fields and their types. Every result is also returned as JSON text, so nested
-    shapes need no schema in tools/list, where each byte is paid for on every turn of every session."""
+    """The result's top-level fields that have one JSON type, and that type. Every result is also returned as JSON
+    text, so nested shapes need no schema in tools/list, where each byte is paid for on every turn of every session;
+    a field that may hold any value (`{}`) constrains nothing and is left out, as is `backend` (issue 23)."""
     props = schema.get("properties")
     result: dict[str, object] = {"type": "object"}
     if isinstance(props, dict):
-        result["properties"] = {name: _shallow(prop) for name, prop in props.items()}
+        shallow = {name: _shallow(prop) for name, prop in props.items() if name not in _EVERY_RESULT}
+        result["properties"] = {name: prop for name, prop in shallow.items() if prop}
     return result

@@ -40,7 +40,7 @@ async def test_pools_overview_lists_rows_from_every_sandbox_provider(audit_path:
         data = await _ok(client, "pools_overview")
     for name in ("pools_overview", "pools_advise"):
         hints = tools[name].annotations
-        assert hints is not None and hints.read_only_hint is True and hints.destructive_hint is False
+        assert hints is not None and hints.read_only_hint is True and hints.destructive_hint is None
     assert (data["backend"], data["errors"]) == ("sandbox", [])
     assert {r["provider"] for r in data["rows"]} == {"digitalocean", "taurusdb"}
     web = _row(data, "web")

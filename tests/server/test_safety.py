@@ -47,6 +47,10 @@ async def test_tools_list_carries_annotations_output_schemas_and_short_descripti
     for tool in tools:
         assert tool.annotations is not None and tool.annotations.read_only_hint is not None
         assert tool.annotations.read_only_hint is (classes[tool.name] is Safety.READ)
+        # Defaults (open world, not idempotent) are left out; a read states no destructive hint (issue 23).
+        expected = None if classes[tool.name] is Safety.READ else classes[tool.name] is Safety.DESTRUCTIVE
+        assert tool.annotations.destructive_hint is expected, tool.name
+        assert tool.annotations.open_world_hint is None and tool.annotations.idempotent_hint is None, tool.name
         assert tool.output_schema is not None, tool.name
         assert tool.description and len(tool.description) <= 120, tool.name
         assert "anyOf" not in tool.input_schema and "oneOf" not in tool.input_schema
