@@ -15,7 +15,7 @@ def test_sandbox_socket_names_tcp_so_accepted_connections_get_nodelay() -> None:
         # headers then body waits for the client's delayed ACK (~40 ms per request on a kept-alive connection).
         assert sock.proto == socket.IPPROTO_TCP
         sock.listen()
-        with socket.create_connection(sock.getsockname()[:2]) as client:
+        with socket.create_connection(sock.getsockname()[:2]):
             accepted, _ = sock.accept()
             with accepted:
                 assert accepted.proto == socket.IPPROTO_TCP
