@@ -91,15 +91,17 @@ async def bench_concurrency(plan: Plan, report: Report, tmp: str, errlog: TextIO
         with spawned([PYTHON, HELLO, "--http", str(port)], server_env(), errlog) as proc:
             await wait_port(port, proc)
             floor = await burst(plan, port, "hello", {"server": proc.pid})
-    n, ratio, floor_ratio = plan.concurrency, round(pp.many / pp.one, 2), round(floor.many / floor.one, 2)
-    # Issue 23: <= 3x one call, or within 1.2x of the bare SDK's own ratio measured in this run.
+    # Issue 23: <= 3x one call, or within 1.2x of the bare SDK's own ratio measured in this run. Both ratios are
+    # to one read call (as issue 9 stated them): the floor's 100 no-ops against one read, not against one no-op,
+    # which has no upstream latency to overlap and would make any ratio look good.
+    n, ratio, floor_ratio = plan.concurrency, round(pp.many / pp.one, 2), round(floor.many / pp.one, 2)
     ok = ratio <= CONCURRENCY_TARGET or ratio <= round(FLOOR_FACTOR * floor_ratio, 2)
     report.add(
         Row(f"{n} concurrent reads, 50 ms upstream latency (streamable HTTP)", ms(pp.many), f"1 call {ms(pp.one)}",
             f"{ratio:.2f}x", f"<= {CONCURRENCY_TARGET:.0f}x, or <= {FLOOR_FACTOR}x the SDK's {floor_ratio:.2f}x",
             verdict(ok)),
         Row(f"{n} concurrent no-op calls, bare SDK server (HTTP floor)", "",
-            f"{ms(floor.many)} (1 call {ms(floor.one)})", f"{floor_ratio:.2f}x its one call"),
+            f"{ms(floor.many)} (1 call {ms(floor.one)})", f"{floor_ratio:.2f}x one read"),
         Row(f"CPU per call in the {n}: server (client, sandbox)", f"{pp.cpu_ms['server']:.2f} ms",
             f"hello {floor.cpu_ms['server']:.2f} ms",
             f"client {pp.cpu_ms['client']:.2f}, sandbox {pp.cpu_ms['sandbox']:.2f} ms"),
