@@ -3,8 +3,9 @@
 In process, poolpilot runs in this process behind the SDK's in-memory client; over stdio, the server runs under
 `python -m cProfile` and writes its profile when stdin closes. Both talk to `poolpilot sandbox` on a loopback port
 (live mode), so the upstream is a real HTTP request. Each bucket is the cumulative time of one function per call,
-so nested buckets overlap (the outline's indentation shows the nesting). cProfile slows every call it sees, so
-the figures are larger than the unprofiled ones and only the shares are comparable.
+so nested buckets overlap (the outline's indentation shows the nesting). The profiler's clock is CPU time, so time
+spent waiting (the upstream, other processes on a shared machine) is left out; cProfile slows every call it sees,
+so the figures are larger than the unprofiled ones and the shares are what compares.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def bucket_times(stats: pstats.Stats, calls: int, buckets: tuple[Bucket, ...]) -
 
 def breakdown_rows(title: str, buckets: list[tuple[str, int, float]]) -> list[Row]:
     whole = buckets[0][2] if buckets else 0.0
-    rows = [Row(title, "", "", "(cProfile: shares, not absolute cost)")]
+    rows = [Row(title, "", "", "(cProfile, CPU time: compare shares)")]
     for label, indent, seconds in buckets:
         share = f"{100 * seconds / whole:.0f}%" if whole else ""
         rows.append(Row("  " + "  " * indent + label, f"{seconds * 1e6:.0f} us", "", share))
@@ -84,7 +85,7 @@ async def _in_process_calls(url: str, tmp: str, warmup: int, runs: int, profile:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POOLPILOT_", "DIGITALOCEAN_", "HUAWEICLOUD_"))}
     env |= {k: v for k, v in live_env(url, "bench-profile", tmp).items() if k.startswith(("POOLPILOT_", "DIGITAL"))}
     app = build_app(load_settings(env=env))
-    profiler = cProfile.Profile() if profile else None
+    profiler = cProfile.Profile(time.process_time) if profile else None
     async with Client(app, mode="legacy") as client:
         for _ in range(warmup):
             check_result(READ, await client.call_tool(READ, {}))
@@ -100,6 +101,22 @@ async def _in_process_calls(url: str, tmp: str, warmup: int, runs: int, profile:
 
 
 READ = "digitalocean_list_clusters"
+# `poolpilot serve` under cProfile on CPU time (blocked syscalls and other processes' turns are not counted); the
+# profile is written when the server returns, which it does when its stdin closes.
+PROFILED_SERVE = """
+import cProfile, runpy, sys, time
+out = sys.argv[1]
+sys.argv = ["poolpilot", "serve"]
+profiler = cProfile.Profile(time.process_time)
+profiler.enable()
+try:
+    runpy.run_module("poolpilot.server", run_name="__main__")
+except SystemExit:
+    pass
+finally:
+    profiler.disable()
+    profiler.dump_stats(out)
+"""
 
 
 async def bench_profile(plan: Plan, report: Report, tmp: str, errlog: TextIO) -> None:
@@ -117,7 +134,7 @@ async def bench_profile(plan: Plan, report: Report, tmp: str, errlog: TextIO) ->
             report.add(*breakdown_rows("  in-process breakdown per call", bucket_times(in_proc, runs, BUCKETS)))
             # Over stdio: the server process itself under cProfile, its profile written when stdin closes.
             out = Path(tmp) / "serve.prof"
-            args = [PYTHON, "-m", "cProfile", "-o", str(out), "-m", "poolpilot.server", "serve"]
+            args = [PYTHON, "-c", PROFILED_SERVE, str(out)]
             async with AsyncExitStack() as stack:
                 env = live_env(url, "bench-profile-stdio", tmp)
                 session = await stack.enter_async_context(raw_session(args, env, errlog, close_stdin=True))
