@@ -81,6 +81,7 @@ VALID: dict[str, dict[str, Any]] = {
     "pgbouncer_get_stats": {"instance": "fuzz"},
     "pgbouncer_list_clients": {"instance": "fuzz"},
     "pgbouncer_list_servers": {"instance": "fuzz"},
+    "pgbouncer_get_config": {"instance": "fuzz"},
     "pgbouncer_create_pool": {"instance": "fuzz", "database": "fresh", "host": "127.0.0.1"},
     "pgbouncer_update_pool": {"instance": "fuzz", "database": "app", "pool_size": 5},
     "pgbouncer_delete_pool": {"instance": "fuzz", "database": "app"},
@@ -145,7 +146,7 @@ def _string_tricks(tool: str, field: str) -> list[str]:
         return [t for t in PATH_TRICKS if t != ".."] + CONTROLS + HIDDEN + [" ", "'", "=", *UNICODE]
     if provider == "pgbouncer" and field == "host":
         return [" ", ";", "'", "=", *CONTROLS, *HIDDEN]
-    if provider == "pgbouncer" and (field in PGB_TEXT or field == "database"):
+    if provider == "pgbouncer" and (field in PGB_TEXT or field in ("database", "key")):
         return CONTROLS + HIDDEN
     if provider == "pgbouncer" and field == "cursor":
         return ["x", "-", " "]

@@ -25,10 +25,10 @@ __all__ = ["FACE"]
 
 
 def _tools() -> tuple[ToolSpec, ...]:
-    from poolpilot.tools.pgbouncer import sessions
+    from poolpilot.tools.pgbouncer import config, sessions
     from poolpilot.tools.pgbouncer.tools import SPECS
 
-    return SPECS + sessions.SPECS
+    return SPECS + sessions.SPECS + config.SPECS
 
 
 async def _open(ctx: OpenContext) -> ProviderClient:
@@ -121,6 +121,7 @@ FACE = Provider(
             "PgBouncer: who is connected and who waits (SHOW CLIENTS, SHOW SERVERS).",
             ("pgbouncer_list_clients", "pgbouncer_list_servers"),
         ),
+        Toolset("pgbouncer_admin", "PgBouncer: runtime settings (SHOW CONFIG).", ("pgbouncer_get_config",)),
     ),
     env=(
         EnvVar("POOLPILOT_PGBOUNCER_<NAME>_DSN", secret=True, description="PgBouncer admin console DSN"),
