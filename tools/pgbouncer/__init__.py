@@ -25,10 +25,10 @@ __all__ = ["FACE"]
 
 
 def _tools() -> tuple[ToolSpec, ...]:
-    from poolpilot.tools.pgbouncer import config, sessions
+    from poolpilot.tools.pgbouncer import config, console, sessions
     from poolpilot.tools.pgbouncer.tools import SPECS
 
-    return SPECS + sessions.SPECS + config.SPECS
+    return SPECS + sessions.SPECS + config.SPECS + console.SPECS
 
 
 async def _open(ctx: OpenContext) -> ProviderClient:
@@ -121,7 +121,16 @@ FACE = Provider(
             "PgBouncer: who is connected and who waits (SHOW CLIENTS, SHOW SERVERS).",
             ("pgbouncer_list_clients", "pgbouncer_list_servers"),
         ),
-        Toolset("pgbouncer_admin", "PgBouncer: runtime settings (SHOW CONFIG).", ("pgbouncer_get_config",)),
+        Toolset(
+            "pgbouncer_admin",
+            "PgBouncer: runtime settings (SHOW CONFIG); DISABLE, ENABLE and KILL a database.",
+            (
+                "pgbouncer_get_config",
+                "pgbouncer_disable_database",
+                "pgbouncer_enable_database",
+                "pgbouncer_kill_database",
+            ),
+        ),
     ),
     env=(
         EnvVar("POOLPILOT_PGBOUNCER_<NAME>_DSN", secret=True, description="PgBouncer admin console DSN"),

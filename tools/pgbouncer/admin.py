@@ -225,6 +225,10 @@ class AdminConsole:
         """A SHOW command's rows as `model` (read by column name); `command` is a constant, never user text."""
         return await self._rows(command, model)
 
+    async def run_command(self, command: str) -> None:
+        """A console command whose arguments the caller quoted (`quote_ident`); sent once, never retried."""
+        await self._run(command, retry=False)
+
     async def show_pools(self) -> list[ShowPoolsRow]:
         return await self._rows("SHOW POOLS", ShowPoolsRow)
 
