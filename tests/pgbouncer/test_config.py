@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from poolpilot.tools.pgbouncer.admin import AdminConsole
+from poolpilot.tools.pgbouncer.config import ShowConfigRow
 from poolpilot.tools.pgbouncer.local import LocalPair
 from tests.pgbouncer.harness import session
 
@@ -28,3 +30,35 @@ async def test_pgbouncer_get_config_reads_values_defaults_and_changeability(
     assert first["total"] >= 80 and len(first["settings"]) == 10
     assert {r["key"] for r in first["settings"]}.isdisjoint(r["key"] for r in second["settings"])
     assert bad["code"] == "validation_error" and bad["field"] == "key"
+
+
+async def test_pgbouncer_set_config_previews_sets_and_reads_back(
+    local_pgbouncer: LocalPair, tmp_path: Path, admin: AdminConsole
+) -> None:
+    async with session(local_pgbouncer, tmp_path) as s:
+        before = (await s.ok("pgbouncer_get_config", key="server_idle_timeout"))["settings"][0]["value"]
+        wanted = "61" if before != "61" else "62"
+        preview = await s.ok("pgbouncer_set_config", key="server_idle_timeout", value=wanted)
+        assert preview["preview"]["changes"][0] == {"field": "server_idle_timeout", "before": before, "after": wanted}
+        assert "pgbouncer.ini" in preview["preview"]["impact"]
+        done = await s.confirmed("pgbouncer_set_config", key="server_idle_timeout", value=wanted)
+        assert done["value_now"] == wanted
+        fixed = await s.error("pgbouncer_set_config", key="listen_port", value="1")
+        unknown = await s.error("pgbouncer_set_config", key="no_such_key", value="1")
+        hostile = await s.error("pgbouncer_set_config", key="server_idle_timeout", value="1'; RELOAD; --\n")
+        await s.confirmed("pgbouncer_set_config", key="server_idle_timeout", value=before)
+    rows = {r.key: r.value for r in await admin.show("SHOW CONFIG", ShowConfigRow)}
+    assert rows["server_idle_timeout"] == before
+    assert fixed["code"] == "not_supported" and unknown["code"] == "validation_error" and unknown["field"] == "key"
+    assert hostile["code"] == "validation_error" and hostile["field"] == "value" and "RELOAD" not in str(hostile)
+
+
+async def test_pgbouncer_set_config_quotes_a_value_with_a_quote(
+    local_pgbouncer: LocalPair, tmp_path: Path, admin: AdminConsole
+) -> None:
+    async with session(local_pgbouncer, tmp_path) as s:
+        before = (await s.ok("pgbouncer_get_config", key="server_reset_query"))["settings"]
+        old = next(r["value"] for r in before if r["key"] == "server_reset_query")
+        done = await s.confirmed("pgbouncer_set_config", key="server_reset_query", value="SELECT 'x'")
+        assert done["value_now"] == "SELECT 'x'"
+        await s.confirmed("pgbouncer_set_config", key="server_reset_query", value=old or "")

@@ -82,6 +82,7 @@ VALID: dict[str, dict[str, Any]] = {
     "pgbouncer_list_clients": {"instance": "fuzz"},
     "pgbouncer_list_servers": {"instance": "fuzz"},
     "pgbouncer_get_config": {"instance": "fuzz"},
+    "pgbouncer_set_config": {"instance": "fuzz", "key": "default_pool_size", "value": "7"},
     "pgbouncer_create_pool": {"instance": "fuzz", "database": "fresh", "host": "127.0.0.1"},
     "pgbouncer_update_pool": {"instance": "fuzz", "database": "app", "pool_size": 5},
     "pgbouncer_delete_pool": {"instance": "fuzz", "database": "app"},
@@ -149,7 +150,7 @@ def _string_tricks(tool: str, field: str) -> list[str]:
         return [t for t in PATH_TRICKS if t != ".."] + CONTROLS + HIDDEN + [" ", "'", "=", *UNICODE]
     if provider == "pgbouncer" and field == "host":
         return [" ", ";", "'", "=", *CONTROLS, *HIDDEN]
-    if provider == "pgbouncer" and (field in PGB_TEXT or field in ("database", "key")):
+    if provider == "pgbouncer" and (field in PGB_TEXT or field in ("database", "key", "value")):
         return CONTROLS + HIDDEN
     if provider == "pgbouncer" and field == "cursor":
         return ["x", "-", " "]

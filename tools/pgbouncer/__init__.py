@@ -123,9 +123,10 @@ FACE = Provider(
         ),
         Toolset(
             "pgbouncer_admin",
-            "PgBouncer: runtime settings (SHOW CONFIG); DISABLE, ENABLE and KILL a database.",
+            "PgBouncer: runtime settings (SHOW CONFIG, SET); DISABLE, ENABLE and KILL a database.",
             (
                 "pgbouncer_get_config",
+                "pgbouncer_set_config",
                 "pgbouncer_disable_database",
                 "pgbouncer_enable_database",
                 "pgbouncer_kill_database",

@@ -8,25 +8,40 @@ so a future setting cannot leak through this tool.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+import unicodedata
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from pydantic import AfterValidator, BaseModel, Field
 
-from poolpilot.server.kernel.errors import validation_error
-from poolpilot.server.kernel.guard import Safety
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
+from poolpilot.server.kernel.guard import Change, GuardedResult, Plan, Preview, Safety
 from poolpilot.server.kernel.state import ToolSpec
-from poolpilot.server.kernel.text import check_name
-from poolpilot.server.kernel.tooldef import specs, tool
+from poolpilot.server.kernel.text import check_name, quote
+from poolpilot.server.kernel.tokens import fingerprint
+from poolpilot.server.kernel.tooldef import Guarded, guarded, specs, tool
 from poolpilot.tools.pgbouncer.client import _mapped
 from poolpilot.tools.pgbouncer.models import Cursor, InstanceName, PageSize
-from poolpilot.tools.pgbouncer.plans import pgb
+from poolpilot.tools.pgbouncer.plans import pgb, target
 from poolpilot.tools.pgbouncer.rows import Row
 
-__all__ = ["SPECS", "ShowConfigRow"]
+__all__ = ["SPECS", "ShowConfigRow", "pgbouncer_set_config"]
 
 _SECRET_KEY = re.compile(r"pass|secret|token", re.IGNORECASE)
 MASK = "***"
+
+
+def _plain_value(value: str) -> str:
+    """One line of text, held to the kernel's name rule (no control, format or line-separator characters, which
+    would end or hide a console command; no bare dot segment, which no setting takes); names the rule only."""
+    if any(unicodedata.category(ch) == "Cs" for ch in value):
+        raise ValueError("must not contain lone surrogates")
+    return check_name(value)
+
+
+def _instance_lock(args: Mapping[str, Any]) -> tuple[str, ...]:
+    return (f"pgbouncer:{args['instance']}",)  # the same key as every other change on this instance
 
 
 class ShowConfigRow(Row):
@@ -95,4 +110,79 @@ async def pgbouncer_get_config(
     )
 
 
-SPECS: tuple[ToolSpec, ...] = specs(pgbouncer_get_config)
+# -- SET (destructive) --------------------------------------------------------------------------------
+
+SettingKey = Annotated[
+    str, Field(description="A key from pgbouncer_get_config", min_length=1, max_length=64, pattern=r"^[a-z_0-9]+$")
+]
+SettingValue = Annotated[
+    str,
+    Field(description="The new value, as PgBouncer's ini would hold it", max_length=1024),
+    AfterValidator(_plain_value),
+]
+
+
+class SetResult(GuardedResult):
+    instance: str
+    key: str
+    value_now: str | None = None
+
+
+def _console_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+async def _setting(ctx: Context, instance: str, key: str) -> ShowConfigRow:
+    client = pgb(ctx)
+    client.instance(instance)
+    with _mapped(instance):
+        rows = await client.console(instance).show("SHOW CONFIG", ShowConfigRow)
+    found = next((r for r in rows if r.key == key), None)
+    if found is None:
+        raise validation_error("key", "not a PgBouncer setting", hint="pgbouncer_get_config lists the keys.")
+    if found.changeable != "yes":
+        raise PoolpilotError(
+            ErrorInfo(
+                code="not_supported",
+                message=f"{key} cannot be changed at run time; PgBouncer reads it at start only",
+                hint="Change it in pgbouncer.ini and restart PgBouncer.",
+                provider="pgbouncer",
+            )
+        )
+    return found
+
+
+async def _plan_set(ctx: Context, instance: InstanceName, key: SettingKey, value: SettingValue) -> Plan[None]:
+    found = await _setting(ctx, instance, key)
+    secret = bool(_SECRET_KEY.search(key))
+    preview = Preview(
+        action="set runtime setting",
+        target=target(instance),
+        changes=[Change(field=key, before=MASK if secret else found.value, after=MASK if secret else value)],
+        impact="applies at once to new server and client connections; not written to pgbouncer.ini, so a restart "
+        "(and a RELOAD, for a key the file sets) brings back the file's value",
+    )
+    return Plan(preview, fingerprint({"key": key, "value": found.value}), None)
+
+
+@guarded(title="Set a PgBouncer setting", plan=_plan_set, lock=_instance_lock)
+async def pgbouncer_set_config(
+    ctx: Context, instance: InstanceName, key: SettingKey, value: SettingValue, g: Guarded[None]
+) -> SetResult:
+    """Change a runtime setting (SET key = value), then read it back; asks for confirmation first."""
+    fields: dict[str, object] = {**g.decision.result_fields("live"), "instance": instance, "key": key}
+    if not g.decision.approved:
+        return SetResult.model_validate(fields)
+    client = pgb(ctx)
+    async with g.commit():
+        with _mapped(instance):
+            await client.console(instance).run_command(f"SET {key} = {_console_literal(value)}")
+    now = (await _setting(ctx, instance, key)).value
+    secret = bool(_SECRET_KEY.search(key))
+    message = f"{key} set; PgBouncer now reports it as {MASK if secret else quote(now or '')}."
+    return SetResult.model_validate(
+        {**fields, "executed": True, "message": message, "value_now": MASK if secret else now}
+    )
+
+
+SPECS: tuple[ToolSpec, ...] = specs(pgbouncer_get_config, pgbouncer_set_config)
