@@ -15,6 +15,7 @@ callables, when they are first called.
         probes=_probes,                            # doctor: (Settings, timeout_s) -> checks that send reads
         fleet=FleetAdapter(collect=…, rules=…),    # uniform overview rows and advice rules
         env=(EnvVar("ACME_TOKEN", secret=True, description="API token"),),
+        toolsets=(Toolset("acme_users", "Acme: users", ("acme_list_users",)),),  # extra ones, off by default
     )
 """
 
