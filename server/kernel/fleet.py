@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from poolpilot.server.kernel.desired import PoolsAsCode
 from poolpilot.server.kernel.errors import ErrorInfo
 from poolpilot.server.kernel.state import ProviderClient
 
@@ -136,6 +137,8 @@ class FleetAdapter:
     resize_steps: str = ""
     # What `location` means for this provider, for descriptions ("DO cluster id", …).
     location: str = "location"
+    # Pools as code (export, plan, apply; server/kernel/desired.py); None: the provider takes no part.
+    code: PoolsAsCode | None = None
 
 
 def wanted(location: str | None, *names: str | None) -> bool:

@@ -66,9 +66,12 @@ def _extras(app: MCPServer[AppState], state: AppState, enabled: frozenset[str]) 
 
 
 def _fleet() -> FleetAdapter:
+    from dataclasses import replace
+
+    from poolpilot.tools.digitalocean.code import CODE
     from poolpilot.tools.digitalocean.fleet import ADAPTER
 
-    return ADAPTER
+    return replace(ADAPTER, code=CODE)
 
 
 FACE = Provider(

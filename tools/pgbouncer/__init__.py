@@ -77,9 +77,12 @@ def _extras(app: MCPServer[AppState], state: AppState, enabled: frozenset[str]) 
 
 
 def _fleet() -> FleetAdapter:
+    from dataclasses import replace
+
+    from poolpilot.tools.pgbouncer.code import CODE
     from poolpilot.tools.pgbouncer.fleet import ADAPTER
 
-    return ADAPTER
+    return replace(ADAPTER, code=CODE)
 
 
 def _thresholds(settings: ProviderSettings) -> Mapping[str, float]:

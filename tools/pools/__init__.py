@@ -49,9 +49,10 @@ def _read(_: SettingsReader) -> _Settings:
 
 
 def _tools() -> tuple[ToolSpec, ...]:
+    from poolpilot.tools.pools.codetools import SPECS as CODE
     from poolpilot.tools.pools.tools import SPECS
 
-    return SPECS
+    return SPECS + CODE
 
 
 async def _open(_: OpenContext) -> ProviderClient:
@@ -66,7 +67,8 @@ def _extras(app: MCPServer[AppState], state: AppState, enabled: frozenset[str]) 
 
 FACE = Provider(
     name="pools",
-    description="Cross-provider view: every pool in one overview, and right-sizing advice (read-only).",
+    description="Cross-provider view: every pool in one overview, right-sizing advice, and pools as code "
+    "(export, plan, apply a desired state).",
     settings=_read,
     tools=_tools,
     open=_open,

@@ -76,9 +76,12 @@ def _extras(app: MCPServer[AppState], state: AppState, enabled: frozenset[str]) 
 
 
 def _fleet() -> FleetAdapter:
+    from dataclasses import replace
+
+    from poolpilot.tools.taurusdb.code import CODE
     from poolpilot.tools.taurusdb.fleet import ADAPTER
 
-    return ADAPTER
+    return replace(ADAPTER, code=CODE)
 
 
 FACE = Provider(

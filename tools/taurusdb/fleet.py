@@ -24,22 +24,27 @@ from poolpilot.tools.taurusdb.client import TaurusDBClient
 from poolpilot.tools.taurusdb.models import ApiInstance
 from poolpilot.tools.taurusdb.plans import proxy_row
 
-__all__ = ["ADAPTER"]
+__all__ = ["ADAPTER", "instances"]
 
 _INSTANCE_PAGE = 100
 _MAX_INSTANCE_PAGES = 20
 
 
-async def _collect(client: ProviderClient, location: str | None, sink: Sink) -> None:
-    tdb = cast(TaurusDBClient, client)
-    instances: list[ApiInstance] = []
+async def instances(tdb: TaurusDBClient) -> list[ApiInstance]:
+    """Every instance, page by page (at most `_MAX_INSTANCE_PAGES` pages)."""
+    found: list[ApiInstance] = []
     for page in range(_MAX_INSTANCE_PAGES):
         batch, total = await tdb.list_instances(_INSTANCE_PAGE, page * _INSTANCE_PAGE)
-        instances += batch
-        if not batch or len(instances) >= total:
+        found += batch
+        if not batch or len(found) >= total:
             break
+    return found
+
+
+async def _collect(client: ProviderClient, location: str | None, sink: Sink) -> None:
+    tdb = cast(TaurusDBClient, client)
     async with anyio.create_task_group() as group:
-        for instance in instances:
+        for instance in await instances(tdb):
             if wanted(location, instance.id, instance.name):
                 group.start_soon(_tdb_instance, tdb, instance, sink)
 
