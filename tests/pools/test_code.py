@@ -164,7 +164,7 @@ async def test_pools_apply_refuses_when_a_target_changed_after_the_plan(audit_pa
         await _ok(
             client,
             "digitalocean_create_pool",
-            cluster_id=PG_SMALL_ID,
+            cluster_id=PG_MAIN_ID,
             pool_name="sneaky",
             mode="session",
             size=1,
@@ -177,6 +177,6 @@ async def test_pools_apply_refuses_when_a_target_changed_after_the_plan(audit_pa
             )
         )
         overview = await _ok(client, "pools_overview", provider="digitalocean")
-    assert changed["code"] == "conflict" and changed["field"] == "plan_id"
+    assert changed["code"] == "conflict" and changed["field"] == "plan_id", changed
     assert "nothing was changed" in changed["message"]
     assert not any(r["pool"] in ("batch", "web2") for r in overview["rows"])
