@@ -28,9 +28,14 @@ TOOLSETS = ("digitalocean", "taurusdb", "pools")
 
 @asynccontextmanager
 async def _client(
-    audit: Path, *, mode: str = "auto", sandbox: Sandbox | None = None, **overrides: Any
+    audit: Path,
+    *,
+    mode: str = "auto",
+    sandbox: Sandbox | None = None,
+    clock: ManualClock | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Client]:
-    clock = ManualClock()
+    clock = clock or ManualClock()
     sandbox = sandbox or Sandbox(clock=clock, sleep=clock.sleep, job_seconds=(1.0, 2.0))
     app, _, _ = make_app(audit, sandbox=sandbox, clock=clock, toolsets=TOOLSETS, **overrides)
     with anyio.fail_after(20):
@@ -121,7 +126,7 @@ async def test_pools_apply_runs_a_multi_provider_plan_in_budget_safe_order(audit
     assert after["changes"] is False
     rows = {r["pool"]: r for r in overview["rows"]}
     assert rows["batch"]["size"] == 60 and rows["app-tx"]["size"] == 5 and rows[PROXY_SWITCHABLE]["mode"] == "SESSION"
-    lines = [json.loads(line) for line in audit_path.read_text().splitlines()]
+    lines = [json.loads(line) for line in audit_path.read_text().splitlines()]  # noqa: ASYNC240
     steps = [line for line in lines if line.get("step") is not None]
     assert [line["step"] for line in steps] == [1, 2, 3, 4]
     assert {line["plan_id"] for line in steps} == {plan["plan_id"]}
