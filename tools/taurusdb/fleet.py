@@ -43,8 +43,9 @@ async def instances(tdb: TaurusDBClient) -> list[ApiInstance]:
 
 async def _collect(client: ProviderClient, location: str | None, sink: Sink) -> None:
     tdb = cast(TaurusDBClient, client)
+    found = await instances(tdb)  # outside the task group: its failure must arrive as itself, not in a group
     async with anyio.create_task_group() as group:
-        for instance in await instances(tdb):
+        for instance in found:
             if wanted(location, instance.id, instance.name):
                 group.start_soon(_tdb_instance, tdb, instance, sink)
 
