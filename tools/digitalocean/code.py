@@ -13,6 +13,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from poolpilot.server.kernel.desired import ActualLocation, Planned, PoolsAsCode, SpecValue, Step
+from poolpilot.server.kernel.errors import PoolpilotError
 from poolpilot.server.kernel.guard import Change
 from poolpilot.server.kernel.state import ProviderClient
 from poolpilot.server.kernel.text import quote
@@ -50,29 +51,39 @@ async def _export(client: ProviderClient, location: str | None) -> list[ActualLo
     do = cast(DigitalOceanClient, client)
     clusters = [c for c in await do.list_clusters() if c.engine in PG_ENGINES and location in (None, c.id, c.name)]
     found: list[ActualLocation] = []
+    failures: list[PoolpilotError] = []
     async with anyio.create_task_group() as group:
         for cluster in clusters:
-            group.start_soon(_cluster, do, cluster, found)
+            group.start_soon(_cluster, do, cluster, found, failures)
+    if failures:  # raised as itself, not inside an exception group
+        raise failures[0]
     return sorted(found, key=lambda a: a.location)
 
 
-async def _cluster(do: DigitalOceanClient, cluster: ApiCluster, found: list[ActualLocation]) -> None:
+async def _cluster(
+    do: DigitalOceanClient, cluster: ApiCluster, found: list[ActualLocation], failures: list[PoolpilotError]
+) -> None:
+    try:
+        found.append(await _read(do, cluster))
+    except PoolpilotError as exc:
+        failures.append(exc)
+
+
+async def _read(do: DigitalOceanClient, cluster: ApiCluster) -> ActualLocation:
     pools = await do.list_pools(cluster.id)
     dbs = {d.name for d in await do.list_databases(cluster.id)}
     users = {u.name for u in await do.list_users(cluster.id)}
     specs = {p.name: _spec(p.mode, p.size, p.db, p.user or None) for p in pools}
     budget = budget_of(cluster, [p.size for p in pools])
-    found.append(
-        ActualLocation(
-            provider="digitalocean",
-            location=cluster.id,
-            name=cluster.name,
-            pools=specs,
-            fingerprints={name: fingerprint(spec) for name, spec in specs.items()},
-            budget_max=budget.max,
-            allocated=budget.allocated,
-            facts={"dbs": dbs, "users": users, "engine": cluster.engine},
-        )
+    return ActualLocation(
+        provider="digitalocean",
+        location=cluster.id,
+        name=cluster.name,
+        pools=specs,
+        fingerprints={name: fingerprint(spec) for name, spec in specs.items()},
+        budget_max=budget.max,
+        allocated=budget.allocated,
+        facts={"dbs": dbs, "users": users, "engine": cluster.engine},
     )
 
 
