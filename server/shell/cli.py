@@ -1,4 +1,5 @@
-"""`poolpilot serve | sandbox | tools | call | doctor | config`: one-line errors; exit 0 ok, 1 failed, 2 usage."""
+"""`poolpilot serve | sandbox | tools | call | export | plan | apply | doctor | config`: one-line errors; exit 0
+ok, 1 failed, 2 usage (`plan` and `apply` add their own meaning of 2: see server/shell/poolscmd.py)."""
 
 from __future__ import annotations
 
@@ -114,6 +115,24 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("tool", help="tool name (`poolpilot tools` lists them)")
     call.add_argument("args", nargs=argparse.REMAINDER, metavar="key=value", help="tool arguments, or --help")
 
+    export = sub.add_parser("export", allow_abbrev=False, help="print the pools as a desired-state document")
+    _common(export)
+    export.add_argument("--provider", help="only this provider")
+    export.add_argument("--location", help="only this location (cluster, instance)")
+    export.add_argument("--yaml", action="store_true", help="YAML instead of JSON (needs the yaml extra)")
+    plan = sub.add_parser(
+        "plan", allow_abbrev=False, help="diff a document against the pools (exit 0 no changes, 2 changes, 1 error)"
+    )
+    _common(plan)
+    plan.add_argument("file", help="desired-state document (.json, .yaml with the yaml extra, - for stdin)")
+    plan.add_argument("--json", action="store_true", help="the whole plan as JSON")
+    apply = sub.add_parser("apply", allow_abbrev=False, help="apply a document after one confirmation")
+    _common(apply)
+    apply.add_argument("file", help="desired-state document (.json, .yaml with the yaml extra, - for stdin)")
+    apply.add_argument("--plan-id", help="the plan_id reviewed with `poolpilot plan` (automation)")
+    apply.add_argument("--confirm-token", help="the token a previous `apply` printed for that plan_id")
+    apply.add_argument("--json", action="store_true", help="the result as JSON")
+
     doctor = sub.add_parser(
         "doctor", allow_abbrev=False, help="check configuration, credentials and endpoints (reads only)"
     )
@@ -135,7 +154,23 @@ def _flags(ns: argparse.Namespace) -> dict[str, object]:
     flags = {
         k: v
         for k, v in vars(ns).items()
-        if v is not None and k not in ("command", "tool", "args", "json", "timeout", "sandbox_state", "action")
+        if v is not None
+        and k
+        not in (
+            "command",
+            "tool",
+            "args",
+            "json",
+            "timeout",
+            "sandbox_state",
+            "action",
+            "provider",
+            "location",
+            "yaml",
+            "file",
+            "plan_id",
+            "confirm_token",
+        )
     }
     if "faults" in flags:
         flags["faults"] = ",".join(ns.faults)
@@ -216,6 +251,16 @@ def _main(argv: list[str]) -> int:
             if wants_help:
                 return print_tool_help(settings, ns.tool)
             return call_tool(settings, ns.tool, pairs, argv=argv, keep=ns.sandbox_state)
+        if ns.command in ("export", "plan", "apply"):
+            from poolpilot.server.shell import poolscmd
+
+            if ns.command == "export":
+                return poolscmd.run_export(settings, provider=ns.provider, location=ns.location, as_yaml=ns.yaml)
+            if ns.command == "plan":
+                return poolscmd.run_plan(settings, ns.file, as_json=ns.json)
+            return poolscmd.run_apply(
+                settings, ns.file, plan_id=ns.plan_id, token=ns.confirm_token, argv=argv, as_json=ns.json
+            )
         from poolpilot.server.shell.commands import serve
 
         return serve(settings, keep=ns.sandbox_state)

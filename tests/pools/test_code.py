@@ -95,7 +95,8 @@ async def test_pools_export_validates_against_the_shipped_schema(audit_path: Pat
 
 
 def test_desired_state_schema_file_matches_the_models() -> None:
-    specs = {f.name: f.fleet().code.spec for f in faces() if f.fleet is not None and f.fleet().code is not None}
+    adapters = [(f.name, f.fleet()) for f in faces() if f.fleet is not None]
+    specs = {name: a.code.spec for name, a in adapters if a.code is not None}
     assert set(specs) == {"digitalocean", "taurusdb", "pgbouncer"}
     generated = json.dumps(document_schema(specs), indent=2, ensure_ascii=False) + "\n"
     assert SCHEMA_PATH.read_text(encoding="utf-8") == generated, "regenerate: see tools/pools/docschema.py"
