@@ -41,8 +41,8 @@ class PoolEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     provider: Annotated[str, Field(min_length=1, max_length=64)]
-    location: _Name = Field(description="DO cluster id, TaurusDB instance id, or PgBouncer instance name")
-    pool: _Name = Field(description="DO pool name, TaurusDB proxy id, or PgBouncer database")
+    location: _Name = Field(description="Where the pool is: a cluster, instance or server id (or name)")
+    pool: _Name = Field(description="The pool's name or id at that location")
     spec: dict[str, SpecValue] = Field(default_factory=dict, description="The provider's fields; omitted: kept")
 
 
