@@ -14,6 +14,7 @@ import anyio
 import jsonschema
 import pytest
 from mcp import Client
+from mcp_types import TextContent
 
 from poolpilot.server.shell.registry import faces
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID
@@ -186,3 +187,16 @@ async def test_pools_apply_refuses_when_a_target_changed_after_the_plan(audit_pa
     assert changed["code"] == "conflict" and changed["field"] == "plan_id", changed
     assert "nothing was changed" in changed["message"]
     assert not any(r["pool"] in ("batch", "web2") for r in overview["rows"])
+
+
+async def test_reconcile_pools_prompt_walks_through_export_plan_and_apply(audit_path: Path) -> None:
+    async with _client(audit_path) as client:
+        listed = {p.name for p in (await client.list_prompts()).prompts}
+        got = await client.get_prompt("reconcile_pools", {"provider": "taurusdb\u2028x"})
+    assert "reconcile_pools" in listed
+    content = got.messages[0].content
+    assert isinstance(content, TextContent)
+    text = content.text
+    order = [text.index(tool) for tool in ("pools_export", "pools_plan", "pools_apply")]
+    assert order == sorted(order) and "plan_id" in text and "confirm_token" in text
+    assert "\u2028" not in text and '"taurusdb\\u2028x"' in text

@@ -36,6 +36,8 @@ _GUARDED = (
 
 def register_extras(app: MCPServer[AppState], state: AppState, enabled: frozenset[str]) -> None:
     """Register the pools resources and prompts on `app`."""
+    if {"pools_export", "pools_plan", "pools_apply"} <= enabled:
+        _reconcile(app)
     if "pools_overview" not in enabled:
         return
     from poolpilot.tools.pools.collect import collect
@@ -82,3 +84,26 @@ def _prompts(app: MCPServer[AppState], enabled: frozenset[str], steps: dict[str,
         location, pool = quote(location), quote(pool)
         how = steps[chosen].format(location=location, pool=pool)
         return f"Help me resize pool {pool} at {location} ({chosen}).\n{how}\n{_GUARDED}"
+
+
+def _reconcile(app: MCPServer[AppState]) -> None:
+    @app.prompt(
+        name="reconcile_pools",
+        title="Reconcile pools with a document",
+        description="Export, edit, plan and apply a desired state of pools under one confirmation",
+    )
+    async def reconcile_pools(provider: ProviderText | None = None) -> str:
+        # Free text from the client: quoted (escapes visible) so it reads as data, never as an instruction.
+        scope = f"provider={quote(provider)}" if provider else "no filter"
+        return (
+            f"1. Call pools_export ({scope}) and show me the document: pools keyed by provider, location and pool, "
+            "each with its fields under spec; scopes say what else is read and whether unlisted pools are deleted "
+            "(prune, off by default).\n"
+            "2. Edit it as I ask. Omitted fields are kept; a new pool needs every field its provider requires.\n"
+            "3. Call pools_plan with the edited document. Show me the steps in their order, each budget before, "
+            "after and at its peak, and the drift summary. If it is refused, explain every reason and fix the "
+            "document with me.\n"
+            "4. Only after I agree, call pools_apply with the same document and the plan_id. It asks me, or "
+            "returns a preview and a confirm_token: pass the token only after I agree. If a step fails, report "
+            "which steps are done, failed and not started, then plan again: the new plan lists what is left."
+        )
