@@ -43,7 +43,7 @@ class PoolEntry(BaseModel):
     provider: Annotated[str, Field(min_length=1, max_length=64)]
     location: _Name = Field(description="Where the pool is: a cluster, instance or server id (or name)")
     pool: _Name = Field(description="The pool's name or id at that location")
-    spec: dict[str, SpecValue] = Field(default_factory=dict, description="The provider's fields; omitted: kept")
+    spec: dict[str, SpecValue | None] = Field(default_factory=dict, description="The provider's fields; omitted: kept")
 
 
 class Scope(BaseModel):

@@ -31,6 +31,10 @@ from poolpilot.tools.pools.tools import compact
 __all__ = ["SPECS", "PoolsApplied", "StepResult"]
 
 Document = Annotated[DesiredState, WithJsonSchema(tool_input_schema())]
+# The same model validates it; the schema is not repeated (tools/list is paid for on every turn).
+SameDocument = Annotated[
+    DesiredState, WithJsonSchema({"type": "object", "description": "The document given to pools_plan, unchanged"})
+]
 PlanId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="plan_id from pools_plan of this document")]
 ProviderFilter = Annotated[str | None, Field(max_length=64, description="Only this provider (a toolset name)")]
 LocationFilter = Annotated[str | None, Field(min_length=1, max_length=100, description="Only this location")]
@@ -90,7 +94,7 @@ async def pools_plan(ctx: Context, document: Document) -> Annotated[CallToolResu
     return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
-async def _plan_apply(ctx: Context, document: Document, plan_id: PlanId) -> Plan[Computed]:
+async def _plan_apply(ctx: Context, document: SameDocument, plan_id: PlanId) -> Plan[Computed]:
     state = app_state(ctx)
     _enabled(state, None)
     computed = await compute(state, document)
@@ -156,7 +160,7 @@ async def _step(ctx: Context, g: Guarded[Computed], step: Step) -> str | None:
 
 
 @guarded(title="Apply a pools plan", plan=_plan_apply, lock=_locks)
-async def pools_apply(ctx: Context, document: Document, plan_id: PlanId, g: Guarded[Computed]) -> PoolsApplied:
+async def pools_apply(ctx: Context, document: SameDocument, plan_id: PlanId, g: Guarded[Computed]) -> PoolsApplied:
     """Apply a reviewed pools_plan (same document and plan_id) step by step; asks for confirmation first."""
     plan = g.plan.data.plan
     fields: dict[str, object] = {**g.decision.result_fields(plan.backend), "plan_id": plan_id, "steps": plan.steps}
