@@ -38,6 +38,7 @@ import anyio
 from _fleet import bench_overview
 from _http import bench_concurrency
 from _pgbouncer import bench_pgbouncer, local_pgbouncer, pgbouncer_env
+from _plan import bench_plan
 from _profile import bench_profile
 from _report import FULL, QUICK, Plan, Report, leaf, render
 from _stdio import bench_call_overhead, bench_cold_start, bench_payload_and_memory
@@ -58,6 +59,7 @@ def phases(pgbouncer: Mapping[str, str]) -> dict[str, Phase]:
         "pgbouncer": pgbouncer_phase,
         "concurrency": bench_concurrency,
         "overview": bench_overview,
+        "plan": bench_plan,
         "payload": bench_payload_and_memory,
         "toolsets": bench_toolsets,
         "profile": bench_profile,
