@@ -17,6 +17,7 @@ What is measured (MCP sessions use the SDK's client with the `initialize` handsh
 - concurrency: 100 concurrent calls over streamable HTTP against a sandbox with `--fault latency:50ms`, versus one;
 - fleet view: `pools_overview` over the seeded sandbox with 50 ms upstream latency versus one upstream request,
   and its result size for the seeded data (benchmarks/_fleet.py);
+- pools as code: `pools_plan` of a 100-pool document across three providers, in process (benchmarks/_plan.py);
 - tools/list payload (bytes of the `tools` array exactly as the server wrote it) and resident memory (VmRSS).
 Only loopback is used; every wait has a timeout and every process started here is stopped in a `finally`.
 """
