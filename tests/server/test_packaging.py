@@ -45,6 +45,7 @@ def test_wheel_installs_only_the_poolpilot_namespace_with_every_module(tmp_path:
         if "__pycache__" not in p.parts
     }
     assert tree <= shipped, sorted(tree - shipped)
+    assert "poolpilot/tools/pools/desired-state.schema.json" in names  # pools_plan's input schema reads it
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
 
 
