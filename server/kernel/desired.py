@@ -16,10 +16,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from poolpilot.server.kernel.guard import Change
 from poolpilot.server.kernel.state import ProviderClient
+from poolpilot.server.kernel.text import check_name
 
 __all__ = [
     "Action",
@@ -34,7 +35,8 @@ __all__ = [
 
 SpecValue = StrictStr | StrictInt | StrictBool
 Action = Literal["create", "update", "delete", "switch"]
-_Name = Annotated[str, Field(min_length=1, max_length=100)]
+# The kernel's name rule (no hidden characters, no `.`/`..` segments), as for every name argument.
+_Name = Annotated[str, Field(min_length=1, max_length=100), AfterValidator(check_name)]
 
 
 class PoolEntry(BaseModel):

@@ -200,3 +200,14 @@ async def test_reconcile_pools_prompt_walks_through_export_plan_and_apply(audit_
     order = [text.index(tool) for tool in ("pools_export", "pools_plan", "pools_apply")]
     assert order == sorted(order) and "plan_id" in text and "confirm_token" in text
     assert "\u2028" not in text and '"taurusdb\\u2028x"' in text
+
+
+@pytest.mark.parametrize("name", ["web\u2028x", "..", "a\u202eb", "x\x00"])
+async def test_pools_plan_refuses_hidden_characters_and_dot_segments_without_echoing_them(
+    audit_path: Path, name: str
+) -> None:
+    doc = {"pools": [{"provider": "digitalocean", "location": PG_SMALL_ID, "pool": name, "spec": {"size": 3}}]}
+    async with _client(audit_path) as client:
+        error = error_model(await client.call_tool("pools_plan", {"document": doc}))
+    assert error["code"] == "validation_error" and error["field"].startswith("document.pools")
+    assert name == ".." or name not in json.dumps(error, ensure_ascii=False)  # the rule itself names ".."

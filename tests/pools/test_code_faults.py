@@ -117,7 +117,7 @@ def _desired(draw: st.DrawFn) -> dict[str, Any]:
     for i in range(draw(st.integers(0, 3))):
         pools[f"new-{i}"] = {"mode": "transaction", "size": draw(st.integers(1, 15)), "db": "app", "user": "app"}
     total = sum(p["size"] for p in pools.values())
-    if total > _MAX_MAIN_SAFE:
+    if total > _MAIN_MAX:
         pools = {n: {**p, "size": 1} for n, p in pools.items()}
     entries = [{"provider": "digitalocean", "location": PG_MAIN_ID, "pool": n, "spec": s} for n, s in pools.items()]
     pool_type = draw(st.sampled_from(["CLOSED", "SESSION"]))
@@ -125,9 +125,6 @@ def _desired(draw: st.DrawFn) -> dict[str, Any]:
         {"provider": "taurusdb", "location": INSTANCE_PROD, "pool": PROXY_SWITCHABLE, "spec": {"pool_type": pool_type}}
     )
     return {"scopes": [{"provider": "digitalocean", "location": PG_MAIN_ID, "prune": True}], "pools": entries}
-
-
-_MAX_MAIN_SAFE = _MAIN_MAX
 
 
 async def _round(audit: Path, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
