@@ -95,6 +95,9 @@ VALID: dict[str, dict[str, Any]] = {
     "pgbouncer_reload": {"instance": "fuzz"},
     "pools_overview": {},
     "pools_advise": {},
+    "pools_export": {},
+    "pools_plan": {"document": {"pools": []}},
+    "pools_apply": {"document": {"pools": []}, "plan_id": "0" * 32},
 }
 INI = "[databases]\napp = host=127.0.0.1 port=5432 dbname=app pool_size=3\n\n[pgbouncer]\nlisten_port = 6432\n"
 
@@ -116,7 +119,7 @@ UNICODE = ["池", "ünï", "\u202e", "🙂", "\ufeff"]
 HUGE = [10**12, 2**63, 2**64 + 1, 10**30, -(2**63) - 1]
 
 URL_NAMES = {"pool_name", "db", "user", "database_name"}
-PATTERNED = {"cluster_id", "instance_id", "proxy_id", "job_id", "cursor"}
+PATTERNED = {"cluster_id", "instance_id", "proxy_id", "job_id", "cursor", "plan_id"}
 PGB_INI_NAME_TOOLS = {"pgbouncer_create_pool", "pgbouncer_update_pool", "pgbouncer_delete_pool"}
 PGB_TEXT = {"dbname", "user"}  # 1-63 bytes of UTF-8, no control characters
 FREE_FILTERS = {"location"}  # pools_*: a filter by name, checked for length, type and the kernel's name rule

@@ -133,7 +133,17 @@ async def export(state: AppState, provider: str | None, location: str | None) ->
         for pool, spec in sorted(a.pools.items())
     ]
     scopes = [{"provider": p, "location": location} if location else {"provider": p} for p in chosen]
-    return DesiredState.model_validate({"scopes": scopes, "pools": pools})
+    try:
+        return DesiredState.model_validate({"scopes": scopes, "pools": pools})
+    except ValidationError:
+        raise PoolpilotError(
+            ErrorInfo(
+                code="upstream_error",
+                message="a pool or location name read from a provider does not follow poolpilot's name rule "
+                "(hidden characters, dot segments, length), so it cannot be written in a document",
+                hint="Export a narrower scope (provider, location) that leaves that pool out.",
+            )
+        ) from None
 
 
 def _spec_errors(exc: ValidationError, where: str) -> list[str]:

@@ -26,7 +26,7 @@ from poolpilot.server.kernel.text import quote
 from poolpilot.server.kernel.tooldef import Guarded, guarded, specs, tool
 from poolpilot.tools.pools.code import Computed, PoolsPlan, coders, compute, export, read_scope
 from poolpilot.tools.pools.docschema import tool_input_schema
-from poolpilot.tools.pools.tools import compact
+from poolpilot.tools.pools.tools import LocationFilter, ProviderFilter, compact
 
 __all__ = ["SPECS", "PoolsApplied", "StepResult"]
 
@@ -36,8 +36,6 @@ SameDocument = Annotated[
     DesiredState, WithJsonSchema({"type": "object", "description": "The document given to pools_plan, unchanged"})
 ]
 PlanId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="plan_id from pools_plan of this document")]
-ProviderFilter = Annotated[str | None, Field(max_length=64, description="Only this provider (a toolset name)")]
-LocationFilter = Annotated[str | None, Field(min_length=1, max_length=100, description="Only this location")]
 
 
 class StepResult(BaseModel):
