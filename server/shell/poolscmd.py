@@ -23,7 +23,7 @@ from poolpilot.server.shell.callargs import UsageError
 from poolpilot.server.shell.terminal import Progress, program, question
 
 if TYPE_CHECKING:
-    from poolpilot.server.kernel.sandbox import Sandbox
+    from poolpilot.server.shell.calling import Local
 
 __all__ = ["run_apply", "run_export", "run_plan"]
 
@@ -54,16 +54,14 @@ def read_document(path: str) -> object:
         raise UsageError(f"{quote(path)} is not valid {'YAML' if is_yaml else 'JSON'}{where}") from None
 
 
-async def _session(
-    settings: Settings, sandbox: Sandbox | None, tool: str, args: dict[str, object], progress: Progress
-) -> tuple[bool, dict[str, Any]]:
+async def _session(local: Local, tool: str, args: dict[str, object], progress: Progress) -> tuple[bool, dict[str, Any]]:
     from mcp import Client
     from mcp.client.session import ClientRequestContext
     from mcp_types import ElicitRequestParams, ElicitResult
 
     from poolpilot.server.shell.app import build_app
 
-    app = build_app(settings, sandbox=sandbox)
+    app = build_app(local.settings, sandbox=local.sandbox, store=local.store)
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
 
     async def ask(context: ClientRequestContext, params: ElicitRequestParams) -> ElicitResult:
@@ -86,8 +84,7 @@ async def _session(
 def _call(settings: Settings, tool: str, args: dict[str, object]) -> tuple[bool, dict[str, Any]]:
     from poolpilot.server.shell.calling import persistent
 
-    settings, sandbox = persistent(settings)
-    return anyio.run(_session, settings, sandbox, tool, args, Progress())
+    return anyio.run(_session, persistent(settings), tool, args, Progress())
 
 
 def _error(command: str, data: dict[str, Any]) -> int:
