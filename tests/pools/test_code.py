@@ -34,13 +34,16 @@ async def _client(
     mode: str = "auto",
     sandbox: Sandbox | None = None,
     clock: ManualClock | None = None,
+    asked: list[str] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Client]:
+    """A client on the sandbox; with `asked`, one that answers every question "yes" (and records it there)."""
     clock = clock or ManualClock()
     sandbox = sandbox or Sandbox(clock=clock, sleep=clock.sleep, job_seconds=(1.0, 2.0))
     app, _, _ = make_app(audit, sandbox=sandbox, clock=clock, toolsets=TOOLSETS, **overrides)
     with anyio.fail_after(20):
-        async with open_client(app, **client_options(mode, None, [])) as client:
+        options = client_options(mode, "yes" if asked is not None else None, asked if asked is not None else [])
+        async with open_client(app, **options) as client:
             yield client
 
 
@@ -211,3 +214,16 @@ async def test_pools_plan_refuses_hidden_characters_and_dot_segments_without_ech
         error = error_model(await client.call_tool("pools_plan", {"document": doc}))
     assert error["code"] == "validation_error" and error["field"].startswith("document.pools")
     assert name == ".." or name not in json.dumps(error, ensure_ascii=False)  # the rule itself names ".."
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_pools_apply_asks_once_for_the_whole_plan_when_the_client_can_be_asked(
+    audit_path: Path, mode: str
+) -> None:
+    asked: list[str] = []
+    async with _client(audit_path, mode=mode, asked=asked) as client:
+        doc = _edited(await _ok(client, "pools_export"))
+        plan = await _ok(client, "pools_plan", document=doc)
+        applied = await _ok(client, "pools_apply", document=doc, plan_id=plan["plan_id"])
+    assert applied["confirmed_by"] == "elicitation" and applied["done"] == 4
+    assert len(set(asked)) == 1 and "apply pools plan" in asked[0] and plan["plan_id"][:12] in asked[0]
