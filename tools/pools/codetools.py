@@ -10,6 +10,7 @@ which were not started; planning again then converges (a create whose answer was
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -176,15 +177,16 @@ async def pools_apply(ctx: Context, document: SameDocument, plan_id: PlanId, g: 
                 note = await _step(ctx, g, step)
             except PoolpilotError as exc:
                 results.append(StepResult(n=step.n, status="failed", error=exc.info))
-                app_state(ctx).audit.write(
-                    {
-                        "tool": "pools_apply",
-                        "plan_id": plan_id,
-                        "step": step.n,
-                        "outcome": "failed",
-                        "error": exc.info.code,
-                    }
-                )
+                with contextlib.suppress(PoolpilotError):  # the result must still say what was done
+                    app_state(ctx).audit.write(
+                        {
+                            "tool": "pools_apply",
+                            "plan_id": plan_id,
+                            "step": step.n,
+                            "outcome": "failed",
+                            "error": exc.info.code,
+                        }
+                    )
                 continue
             results.append(StepResult(n=step.n, status="done", note=note))
             await ctx.report_progress(step.n, total, f"step {step.n}/{total}: {step.action} {quote(step.pool)} done")
