@@ -21,7 +21,7 @@ from poolpilot.server.kernel.tokens import fingerprint
 from poolpilot.tools.taurusdb.client import PROVIDER, TaurusDBClient
 from poolpilot.tools.taurusdb.fleet import instances
 from poolpilot.tools.taurusdb.models import ApiInstance, job_from
-from poolpilot.tools.taurusdb.tools import switch_blocker
+from poolpilot.tools.taurusdb.plans import switch_blocker
 
 __all__ = ["CODE", "TaurusDBProxy"]
 
