@@ -53,7 +53,7 @@ async def bench_plan(plan: Plan, report: Report, tmp: str, errlog: TextIO) -> No
         backend="sandbox",
         audit_log=str(Path(tmp) / "plan-audit.jsonl"),
         providers={"pgbouncer": PgBouncerSettings(instances=(instance,))},
-        toolsets=("digitalocean", "taurusdb", "pgbouncer", "pools"),
+        toolsets=("digitalocean", "taurusdb", "pgbouncer", "pools", "pools_code"),
     )
     sandbox = Sandbox(faults=FaultPlan())
     # The extra pools go straight into the fake's state: creating them through the API would spend the rate limit

@@ -82,9 +82,10 @@ async def _session(local: Local, tool: str, args: dict[str, object], progress: P
 
 
 def _call(settings: Settings, tool: str, args: dict[str, object]) -> tuple[bool, dict[str, Any]]:
-    from poolpilot.server.shell.calling import persistent
+    from poolpilot.server.shell.calling import persistent, with_toolset_of
 
-    return anyio.run(_session, persistent(settings), tool, args, Progress())
+    # The tool's toolset is off by default (it keeps an agent's list short); the command names it, so it is on.
+    return anyio.run(_session, persistent(with_toolset_of(settings, tool)), tool, args, Progress())
 
 
 def _error(command: str, data: dict[str, Any]) -> int:

@@ -24,7 +24,7 @@ from tests.support import MODES, ManualClock, Sandbox, client_options, error_mod
 
 pytestmark = pytest.mark.anyio
 
-TOOLSETS = ("digitalocean", "taurusdb", "pools")
+TOOLSETS = ("digitalocean", "taurusdb", "pools", "pools_code")
 
 
 @asynccontextmanager

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.anyio
 @asynccontextmanager
 async def _client(pair: LocalPair, audit: Path) -> AsyncIterator[Client]:
     instance = PgBouncerInstance(name="local", dsn=pair.admin_dsn, ini_path=str(pair.ini_path))
-    app, _, _ = make_app(audit, providers={"pgbouncer": PgBouncerSettings(instances=(instance,))}, confirm="off")
+    providers = {"pgbouncer": PgBouncerSettings(instances=(instance,))}
+    toolsets = ("digitalocean", "taurusdb", "pgbouncer", "pools", "pools_code")
+    app, _, _ = make_app(audit, providers=providers, confirm="off", toolsets=toolsets)
     with anyio.fail_after(30):
         async with open_client(app, mode="auto") as client:
             yield client

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from poolpilot.server.kernel.config import SettingsReader
-from poolpilot.server.kernel.provider import Backend, Provider
+from poolpilot.server.kernel.provider import Backend, Provider, Toolset
 
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
@@ -74,4 +74,12 @@ FACE = Provider(
     open=_open,
     backend_rule="derived",
     extras=_extras,
+    # Off by default (the default tool list stays ≤ 16): `--toolsets ...,pools_code`, or toolsets_enable.
+    toolsets=(
+        Toolset(
+            "pools_code",
+            "Pools as code: export, plan and apply a desired state of pools across providers.",
+            ("pools_export", "pools_plan", "pools_apply"),
+        ),
+    ),
 )
