@@ -227,3 +227,14 @@ async def test_pools_apply_asks_once_for_the_whole_plan_when_the_client_can_be_a
         applied = await _ok(client, "pools_apply", document=doc, plan_id=plan["plan_id"])
     assert applied["confirmed_by"] == "elicitation" and applied["done"] == 4
     assert len(set(asked)) == 1 and "apply pools plan" in asked[0] and plan["plan_id"][:12] in asked[0]
+
+
+async def test_pools_code_is_off_by_default_and_joins_the_list_when_enabled(audit_path: Path) -> None:
+    app, _, _ = make_app(audit_path, toolsets=None)  # the server's default
+    async with open_client(app, mode="legacy") as client:
+        before = {t.name for t in (await client.list_tools()).tools}
+        await _ok(client, "toolsets_enable", toolset="pools_code")
+        after = {t.name for t in (await client.list_tools()).tools}
+    code = {"pools_export", "pools_plan", "pools_apply"}
+    assert not code & before and len(before) <= 16
+    assert code <= after
