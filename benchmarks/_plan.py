@@ -22,10 +22,9 @@ from mcp_types import TextContent
 
 from poolpilot.server.kernel.config import Settings
 from poolpilot.server.kernel.sandbox import FaultPlan
-from poolpilot.server.shell.app import build_app
+from poolpilot.server.shell.app import build_app, build_sandbox
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID
 from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, PgBouncerSettings
-from tests.support import Sandbox
 
 DO_EXTRA, PGB_POOLS, RESIZED = 40, 51, 10
 
@@ -55,14 +54,15 @@ async def bench_plan(plan: Plan, report: Report, tmp: str, errlog: TextIO) -> No
         providers={"pgbouncer": PgBouncerSettings(instances=(instance,))},
         toolsets=("digitalocean", "taurusdb", "pgbouncer", "pools", "pools_code"),
     )
-    sandbox = Sandbox(faults=FaultPlan())
+    sandbox = build_sandbox(settings, faults=FaultPlan())
     # The extra pools go straight into the fake's state: creating them through the API would spend the rate limit
     # (250 requests a minute) the timed plans need.
-    state = sandbox.digitalocean.export_state()
+    do = sandbox.fakes["digitalocean"]
+    state = do.export_state()
     main = state[PG_MAIN_ID]
     assert isinstance(main, dict)
     main["pools"] += [[f"bench-{i:02d}", "transaction", 1, "app", "app"] for i in range(DO_EXTRA)]
-    sandbox.digitalocean.import_state(state)
+    do.import_state(state)
     app = build_app(settings, sandbox=sandbox)
     with anyio.fail_after(120):
         async with Client(app, raise_exceptions=True) as client:
