@@ -21,6 +21,7 @@ from poolpilot.server.kernel.tokens import fingerprint
 from poolpilot.tools.digitalocean.client import DigitalOceanClient
 from poolpilot.tools.digitalocean.lookups import budget_of
 from poolpilot.tools.digitalocean.models import PG_ENGINES, ApiCluster, PoolName
+from poolpilot.tools.digitalocean.plans import cluster_key
 
 __all__ = ["CODE", "DigitalOceanPool"]
 
@@ -163,5 +164,5 @@ CODE = PoolsAsCode(
     export=_export,
     plan=_plan,
     apply_step=_apply,
-    lock=lambda location, pool: f"digitalocean:cluster:{location}",
+    lock=lambda location, pool: cluster_key(location),
 )

@@ -39,6 +39,7 @@ from poolpilot.tools.digitalocean.models import (
 __all__ = [
     "FIELDS",
     "PoolUpdate",
+    "cluster_key",
     "cluster_lock",
     "conflict",
     "find_pool",
@@ -69,10 +70,14 @@ def find_pool(pools: list[ApiPool], name: str, cluster: ApiCluster) -> ApiPool:
     )
 
 
+def cluster_key(cluster_id: str) -> str:
+    """Every pool change on a cluster, from any tool or from pools_apply, takes its lock: a budget check and the
+    request that uses the budget run as one step, and two changes of one pool run one after the other (issue 17)."""
+    return f"digitalocean:cluster:{cluster_id}"
+
+
 def cluster_lock(args: Mapping[str, Any]) -> tuple[str, ...]:
-    """Every pool change on a cluster takes its lock: a budget check and the request that uses the budget run as
-    one step, and two changes of one pool run one after the other (issue 17)."""
-    return (f"digitalocean:cluster:{args['cluster_id']}",)
+    return (cluster_key(args["cluster_id"]),)
 
 
 @dataclass(frozen=True)

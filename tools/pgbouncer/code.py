@@ -19,6 +19,7 @@ from poolpilot.server.kernel.text import quote
 from poolpilot.server.kernel.tokens import fingerprint
 from poolpilot.tools.pgbouncer import ini
 from poolpilot.tools.pgbouncer.client import PgBouncerClient, loaded_differences, masked_line
+from poolpilot.tools.pgbouncer.plans import lock_key
 
 __all__ = ["CODE", "PgBouncerDatabase"]
 
@@ -120,7 +121,7 @@ async def _apply(client: ProviderClient, step: Step) -> str | None:
 
 
 def _lock(location: str, pool: str) -> str:
-    return f"pgbouncer:{location}"
+    return lock_key(location)
 
 
 CODE = PoolsAsCode(spec=PgBouncerDatabase, export=_export, plan=_plan, apply_step=_apply, lock=_lock)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 from mcp.server.mcpserver import Context
 from pydantic import AfterValidator, BaseModel, Field
@@ -23,7 +22,7 @@ from poolpilot.server.kernel.tokens import fingerprint
 from poolpilot.server.kernel.tooldef import Guarded, guarded, specs, tool
 from poolpilot.tools.pgbouncer.client import _mapped
 from poolpilot.tools.pgbouncer.models import Cursor, InstanceName, PageSize
-from poolpilot.tools.pgbouncer.plans import pgb, target
+from poolpilot.tools.pgbouncer.plans import check_cursor, instance_lock, pgb, target
 from poolpilot.tools.pgbouncer.rows import Row
 
 __all__ = ["SPECS", "ShowConfigRow", "pgbouncer_set_config"]
@@ -38,10 +37,6 @@ def _plain_value(value: str) -> str:
     if any(unicodedata.category(ch) == "Cs" for ch in value):
         raise ValueError("must not contain lone surrogates")
     return check_name(value)
-
-
-def _instance_lock(args: Mapping[str, Any]) -> tuple[str, ...]:
-    return (f"pgbouncer:{args['instance']}",)  # the same key as every other change on this instance
 
 
 class ShowConfigRow(Row):
@@ -86,8 +81,7 @@ async def pgbouncer_get_config(
     """PgBouncer's runtime settings (SHOW CONFIG): value, default, and whether SET can change it."""
     client = pgb(ctx)
     client.instance(instance)
-    if cursor is not None and not cursor.isdigit():
-        raise validation_error("cursor", "not a cursor returned by this tool", hint="Omit cursor for the first page.")
+    check_cursor(cursor)
     with _mapped(instance):
         found = await client.console(instance).show("SHOW CONFIG", ShowConfigRow)
     rows = [
@@ -165,7 +159,7 @@ async def _plan_set(ctx: Context, instance: InstanceName, key: SettingKey, value
     return Plan(preview, fingerprint({"key": key, "value": found.value}), None)
 
 
-@guarded(title="Set a PgBouncer setting", plan=_plan_set, lock=_instance_lock)
+@guarded(title="Set a PgBouncer setting", plan=_plan_set, lock=instance_lock)
 async def pgbouncer_set_config(
     ctx: Context, instance: InstanceName, key: SettingKey, value: SettingValue, g: Guarded[None]
 ) -> SetResult:

@@ -7,8 +7,7 @@ PgBouncer (new clients wait until RESUME): the result says so and names the tool
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from mcp.server.mcpserver import Context
 
@@ -19,15 +18,11 @@ from poolpilot.server.kernel.tooldef import Guarded, guarded, specs, tool
 from poolpilot.tools.pgbouncer.admin import quote_ident
 from poolpilot.tools.pgbouncer.client import PgBouncerClient, _mapped
 from poolpilot.tools.pgbouncer.models import ConsoleAction, ConsoleDatabaseName, InstanceName, ResumeResult
-from poolpilot.tools.pgbouncer.plans import pgb, target
+from poolpilot.tools.pgbouncer.plans import instance_lock, pgb, target
 
 __all__ = ["SPECS"]
 
 Verb = Literal["DISABLE", "ENABLE", "KILL"]
-
-
-def _lock(args: Mapping[str, Any]) -> tuple[str, ...]:
-    return (f"pgbouncer:{args['instance']}",)  # the same key as every other change on this instance
 
 
 async def _send(client: PgBouncerClient, instance: str, verb: Verb, database: str) -> None:
@@ -68,7 +63,7 @@ def _result(decision: Decision, instance: str, command: str, message: str | None
     return ConsoleAction.model_validate({**fields, "instance": instance, "command": command})
 
 
-@guarded(title="Disable a PgBouncer database", plan=_plan_disable, lock=_lock)
+@guarded(title="Disable a PgBouncer database", plan=_plan_disable, lock=instance_lock)
 async def pgbouncer_disable_database(
     ctx: Context, instance: InstanceName, database: ConsoleDatabaseName, g: Guarded[None]
 ) -> ConsoleAction:
@@ -79,7 +74,7 @@ async def pgbouncer_disable_database(
     return _result(g.decision, instance, "DISABLE")
 
 
-@guarded(title="Kill a PgBouncer database's connections", plan=_plan_kill, lock=_lock)
+@guarded(title="Kill a PgBouncer database's connections", plan=_plan_kill, lock=instance_lock)
 async def pgbouncer_kill_database(
     ctx: Context, instance: InstanceName, database: ConsoleDatabaseName, g: Guarded[None]
 ) -> ConsoleAction:
@@ -91,7 +86,7 @@ async def pgbouncer_kill_database(
     return _result(g.decision, instance, "KILL", message)
 
 
-@tool(Safety.WRITE, "Enable a PgBouncer database", lock=_lock)
+@tool(Safety.WRITE, "Enable a PgBouncer database", lock=instance_lock)
 async def pgbouncer_enable_database(
     ctx: Context, instance: InstanceName, database: ConsoleDatabaseName
 ) -> ResumeResult:

@@ -7,7 +7,9 @@ between rounds and void the token) and never a password.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from mcp.server.mcpserver import Context
 
@@ -34,9 +36,25 @@ from poolpilot.tools.pgbouncer.models import (
 )
 
 __all__ = ["FIELDS", "Edit", "pending_changes", "pgb", "plan_delete", "plan_pause", "plan_reconnect", "plan_reload"]
-__all__ += ["plan_update", "target"]
+__all__ += ["check_cursor", "instance_lock", "lock_key", "plan_update", "target"]
 
 FIELDS = ("host", "port", "dbname", "user", "pool_size", "pool_mode", "max_db_connections", "reserve_pool")
+
+
+def lock_key(instance: str) -> str:
+    """One writer per PgBouncer instance: its pgbouncer.ini and its console commands (issue 17). Every change of
+    an instance, from any tool or from pools_apply, takes this one key."""
+    return f"pgbouncer:{instance}"
+
+
+def instance_lock(args: Mapping[str, Any]) -> tuple[str, ...]:
+    return (lock_key(args["instance"]),)
+
+
+def check_cursor(cursor: str | None) -> None:
+    """Refuse a cursor a list tool did not return, before anything is asked of the console."""
+    if cursor is not None and not cursor.isdigit():
+        raise validation_error("cursor", "not a cursor returned by this tool", hint="Omit cursor for the first page.")
 
 
 def pgb(ctx: Context) -> PgBouncerClient:

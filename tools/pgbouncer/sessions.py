@@ -13,13 +13,12 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, BeforeValidator, Field
 
-from poolpilot.server.kernel.errors import validation_error
 from poolpilot.server.kernel.guard import Safety
 from poolpilot.server.kernel.state import ToolSpec
 from poolpilot.server.kernel.tooldef import specs, tool
 from poolpilot.tools.pgbouncer.client import PgBouncerClient, _mapped
 from poolpilot.tools.pgbouncer.models import Cursor, DatabaseFilter, InstanceName, PageSize
-from poolpilot.tools.pgbouncer.plans import pgb
+from poolpilot.tools.pgbouncer.plans import check_cursor, pgb
 from poolpilot.tools.pgbouncer.rows import Row
 
 __all__ = ["SPECS", "ShowSocketRow", "show_sockets"]
@@ -72,12 +71,6 @@ class SocketList(BaseModel):
 WaitingOnly = Annotated[bool, Field(strict=True, description="Only clients waiting for a server connection")]
 
 
-def _start(cursor: str | None) -> None:
-    """Refuse a cursor this tool did not return before anything is asked of the console."""
-    if cursor is not None and not cursor.isdigit():
-        raise validation_error("cursor", "not a cursor returned by this tool", hint="Omit cursor for the first page.")
-
-
 def _page(
     found: list[ShowSocketRow], instance: str, kind: str, page_size: int, cursor: str | None, keep: bool
 ) -> SocketList:
@@ -121,7 +114,7 @@ async def pgbouncer_list_clients(
     """Who is connected to PgBouncer (SHOW CLIENTS): user, database, state, address, wait; longest waits first."""
     client = pgb(ctx)
     client.instance(instance)
-    _start(cursor)
+    check_cursor(cursor)
     found = [r for r in await show_sockets(client, instance, "SHOW CLIENTS") if database in (None, r.database)]
     return _page(found, instance, "clients", page_size, cursor, keep=not waiting_only)
 
@@ -137,7 +130,7 @@ async def pgbouncer_list_servers(
     """PgBouncer's connections to PostgreSQL (SHOW SERVERS): user, database, state, address, since when."""
     client = pgb(ctx)
     client.instance(instance)
-    _start(cursor)
+    check_cursor(cursor)
     found = [r for r in await show_sockets(client, instance, "SHOW SERVERS") if database in (None, r.database)]
     return _page(found, instance, "servers", page_size, cursor, keep=True)
 

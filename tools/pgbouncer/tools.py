@@ -9,13 +9,13 @@ Nothing from an argument reaches the console or the file unvalidated: `DatabaseE
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import anyio
 from mcp.server.mcpserver import Context
 
-from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
+from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.guard import Decision, GuardedResult, Safety
 from poolpilot.server.kernel.state import ToolSpec, app_state
 from poolpilot.server.kernel.tooldef import Guarded, guarded, specs, tool
@@ -53,6 +53,8 @@ from poolpilot.tools.pgbouncer.models import (
 from poolpilot.tools.pgbouncer.plans import (
     FIELDS,
     Edit,
+    check_cursor,
+    instance_lock,
     pending_changes,
     pgb,
     plan_delete,
@@ -78,11 +80,6 @@ def _gone(name: str) -> Check:
     return lambda rows: [("database", None, name)] if name in rows else []
 
 
-def _instance_lock(args: Mapping[str, Any]) -> tuple[str, ...]:
-    """One writer per PgBouncer instance: its pgbouncer.ini and its console commands (issue 17)."""
-    return (f"pgbouncer:{args['instance']}",)
-
-
 def _result(kind: type[R], decision: Decision, *, executed: bool = False, **extra: object) -> R:
     return kind.model_validate({**decision.result_fields("live"), "executed": executed, **extra})
 
@@ -98,8 +95,7 @@ async def pgbouncer_list_pools(
     """List PgBouncer pools per database/user: clients, servers, max wait, paused, and a saturation verdict."""
     client = pgb(ctx)
     client.instance(instance)
-    if cursor is not None and not cursor.isdigit():
-        raise validation_error("cursor", "not a cursor returned by this tool", hint="Omit cursor for the first page.")
+    check_cursor(cursor)
     pools, databases = await client.pools(instance), await client.databases(instance)
     rows = [r for r in pool_rows(pools, databases, client.thresholds) if database in (None, r.database)]
     start = int(cursor or 0)
@@ -129,7 +125,7 @@ async def pgbouncer_get_stats(
     return Stats(backend=client.backend, instance=instance, window_s=round(elapsed, 3), databases=rows)
 
 
-@tool(Safety.WRITE, "Create a PgBouncer pool", lock=_instance_lock)
+@tool(Safety.WRITE, "Create a PgBouncer pool", lock=instance_lock)
 async def pgbouncer_create_pool(
     ctx: Context,
     instance: InstanceName,
@@ -173,7 +169,7 @@ async def pgbouncer_create_pool(
     )
 
 
-@guarded(title="Update a PgBouncer pool", plan=plan_update, lock=_instance_lock)
+@guarded(title="Update a PgBouncer pool", plan=plan_update, lock=instance_lock)
 async def pgbouncer_update_pool(
     ctx: Context,
     instance: InstanceName,
@@ -206,7 +202,7 @@ async def pgbouncer_update_pool(
     )
 
 
-@guarded(title="Delete a PgBouncer pool", plan=plan_delete, lock=_instance_lock)
+@guarded(title="Delete a PgBouncer pool", plan=plan_delete, lock=instance_lock)
 async def pgbouncer_delete_pool(
     ctx: Context, instance: InstanceName, database: DatabaseName, g: Guarded[Edit]
 ) -> PoolDeletion:
@@ -218,7 +214,7 @@ async def pgbouncer_delete_pool(
     return _result(PoolDeletion, g.decision, executed=True, instance=instance, deleted_line=plan.data.line_before)
 
 
-@guarded(title="Pause a PgBouncer database", plan=plan_pause, lock=_instance_lock)
+@guarded(title="Pause a PgBouncer database", plan=plan_pause, lock=instance_lock)
 async def pgbouncer_pause_database(
     ctx: Context,
     instance: InstanceName,
@@ -250,7 +246,7 @@ async def pgbouncer_pause_database(
     )
 
 
-@tool(Safety.WRITE, "Resume a PgBouncer database", lock=_instance_lock)
+@tool(Safety.WRITE, "Resume a PgBouncer database", lock=instance_lock)
 async def pgbouncer_resume_database(
     ctx: Context, instance: InstanceName, database: ConsoleDatabaseName
 ) -> ResumeResult:
@@ -265,7 +261,7 @@ async def pgbouncer_resume_database(
     return ResumeResult(instance=instance, outcome="executed", target=where, message="Resumed.", database=database)
 
 
-@guarded(title="Reconnect a PgBouncer database", plan=plan_reconnect, lock=_instance_lock)
+@guarded(title="Reconnect a PgBouncer database", plan=plan_reconnect, lock=instance_lock)
 async def pgbouncer_reconnect_database(
     ctx: Context, instance: InstanceName, database: ConsoleDatabaseName, g: Guarded[None]
 ) -> ConsoleAction:
@@ -277,7 +273,7 @@ async def pgbouncer_reconnect_database(
     return _result(ConsoleAction, decision, executed=decision.approved, instance=instance, command="RECONNECT")
 
 
-@guarded(title="Reload PgBouncer", plan=plan_reload, lock=_instance_lock)
+@guarded(title="Reload PgBouncer", plan=plan_reload, lock=instance_lock)
 async def pgbouncer_reload(ctx: Context, instance: InstanceName, g: Guarded[None]) -> ConsoleAction:
     """Make PgBouncer re-read pgbouncer.ini (RELOAD) and check that the file's pools loaded; asks first."""
     decision = g.decision

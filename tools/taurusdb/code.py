@@ -21,7 +21,7 @@ from poolpilot.server.kernel.tokens import fingerprint
 from poolpilot.tools.taurusdb.client import PROVIDER, TaurusDBClient
 from poolpilot.tools.taurusdb.fleet import instances
 from poolpilot.tools.taurusdb.models import ApiInstance, job_from
-from poolpilot.tools.taurusdb.plans import switch_blocker
+from poolpilot.tools.taurusdb.plans import proxy_key, switch_blocker
 
 __all__ = ["CODE", "TaurusDBProxy"]
 
@@ -147,5 +147,5 @@ CODE = PoolsAsCode(
     export=_export,
     plan=_plan,
     apply_step=_apply,
-    lock=lambda location, pool: f"taurusdb:proxy:{location}/{pool}",
+    lock=proxy_key,
 )

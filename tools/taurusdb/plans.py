@@ -17,7 +17,7 @@ from poolpilot.server.kernel.tokens import fingerprint
 from poolpilot.tools.taurusdb.client import PROVIDER, TaurusDBClient
 from poolpilot.tools.taurusdb.models import ApiProxyEntry, InstanceId, PoolType, ProxyId, ProxyRow
 
-__all__ = ["PoolTypeArg", "client", "plan_switch", "proxy_lock", "proxy_row", "switch_blocker"]
+__all__ = ["PoolTypeArg", "client", "plan_switch", "proxy_key", "proxy_lock", "proxy_row", "switch_blocker"]
 
 
 _IMPACT: dict[str, str] = {
@@ -106,5 +106,10 @@ async def plan_switch(
     return Plan(preview=preview, fingerprint=state, data=row)
 
 
+def proxy_key(instance_id: str, proxy_id: str) -> str:
+    """One writer per proxy, from the tool or from pools_apply (the PUT, not the job's wait)."""
+    return f"taurusdb:proxy:{instance_id}/{proxy_id}"
+
+
 def proxy_lock(args: Mapping[str, Any]) -> tuple[str, ...]:
-    return (f"taurusdb:proxy:{args['instance_id']}/{args['proxy_id']}",)
+    return (proxy_key(args["instance_id"], args["proxy_id"]),)
