@@ -25,10 +25,10 @@ __all__ = ["FACE"]
 
 
 def _tools() -> tuple[ToolSpec, ...]:
-    from poolpilot.tools.pgbouncer import config, console, sessions
+    from poolpilot.tools.pgbouncer import config, console, sessions, waitclose
     from poolpilot.tools.pgbouncer.tools import SPECS
 
-    return SPECS + sessions.SPECS + config.SPECS + console.SPECS
+    return SPECS + sessions.SPECS + config.SPECS + console.SPECS + waitclose.SPECS
 
 
 async def _open(ctx: OpenContext) -> ProviderClient:
@@ -126,13 +126,14 @@ FACE = Provider(
         ),
         Toolset(
             "pgbouncer_admin",
-            "PgBouncer: runtime settings (SHOW CONFIG, SET); DISABLE, ENABLE and KILL a database.",
+            "PgBouncer: runtime settings (SHOW CONFIG, SET, persisted on request); DISABLE, ENABLE, KILL, WAIT_CLOSE.",
             (
                 "pgbouncer_get_config",
                 "pgbouncer_set_config",
                 "pgbouncer_disable_database",
                 "pgbouncer_enable_database",
                 "pgbouncer_kill_database",
+                "pgbouncer_wait_close",
             ),
         ),
     ),

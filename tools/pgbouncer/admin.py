@@ -287,6 +287,25 @@ class AdminConsole:
         await pauser.close()
         return time.monotonic() - started
 
+    async def wait_close(self, db: str | None, timeout_s: float) -> bool:
+        """WAIT_CLOSE `db` (every database when None) on its own connection: True when it returned within
+        `timeout_s`. It waits only for server connections marked `close_needed` (by RECONNECT or a RELOAD that
+        changed a database), returning at once when there are none (1.18 and 1.24 alike). On timeout or
+        cancellation the connection is dropped, which ends PgBouncer's wait and changes nothing else."""
+        import psycopg
+
+        command = "WAIT_CLOSE" if db is None else f"WAIT_CLOSE {quote_ident(db)}"
+        waiter = await self._open()
+        try:
+            with anyio.move_on_after(timeout_s):
+                await _simple_query(waiter, command)
+                return True
+            return False
+        except psycopg.Error as exc:
+            raise AdminConnectError(self._safe(f"{command} failed: connection lost: {exc}")) from None
+        finally:
+            waiter.pgconn.finish()  # not psycopg's close: that would first wait for the pending answer
+
     async def _undo_pause(self, pauser: AsyncConnection[DictRow], db: str) -> tuple[list[ShowPoolsRow], bool]:
         # Drop the waiting connection without psycopg's cancel path: PgBouncer 1.18 answers a cancel of a
         # console PAUSE with nothing, and psycopg would wait for an answer before giving up.

@@ -13,6 +13,7 @@ from poolpilot.tools.pgbouncer.ini import InvalidSetting
 
 __all__ = [
     "ConsoleAction",
+    "ConsoleDatabaseFilter",
     "ConsoleDatabaseName",
     "Cursor",
     "DatabaseFilter",
@@ -89,6 +90,11 @@ ConsoleDatabaseName = Annotated[
     str,
     Field(description="Database name clients use through PgBouncer", min_length=1, max_length=61),
     AfterValidator(_console_name),
+]
+ConsoleDatabaseFilter = Annotated[
+    str | None,
+    Field(description="Only this database (omit for all)", min_length=1, max_length=61),
+    AfterValidator(lambda v: v if v is None else _console_name(v)),
 ]
 DatabaseFilter = Annotated[
     str | None,
