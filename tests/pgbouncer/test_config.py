@@ -62,3 +62,65 @@ async def test_pgbouncer_set_config_quotes_a_value_with_a_quote(
         done = await s.confirmed("pgbouncer_set_config", key="server_reset_query", value="SELECT 'x'")
         assert done["value_now"] == "SELECT 'x'"
         await s.confirmed("pgbouncer_set_config", key="server_reset_query", value=old or "")
+
+
+async def _config(admin: AdminConsole) -> dict[str, str | None]:
+    return {r.key: r.value for r in await admin.show("SHOW CONFIG", ShowConfigRow)}
+
+
+async def test_pgbouncer_set_config_persist_survives_reload_and_changes_only_its_line(
+    local_pgbouncer: LocalPair, tmp_path: Path, admin: AdminConsole
+) -> None:
+    path = local_pgbouncer.ini_path
+    original, mode = path.read_bytes(), path.stat().st_mode
+    try:
+        async with session(local_pgbouncer, tmp_path) as s:
+            preview = await s.ok("pgbouncer_set_config", key="default_pool_size", value="7", persist=True)
+            line = {"field": "pgbouncer.ini", "before": "default_pool_size = 5", "after": "default_pool_size = 7"}
+            assert preview["preview"]["changes"][1] == line and path.read_bytes() == original
+            done = await s.confirmed("pgbouncer_set_config", key="default_pool_size", value="7", persist=True)
+            added = await s.confirmed("pgbouncer_set_config", key="server_idle_timeout", value="61", persist=True)
+        assert (done["value_now"], done["ini_line"], added["ini_line"]) == (
+            "7",
+            line["after"],
+            "server_idle_timeout = 61",
+        )
+        await admin.reload()  # a RELOAD resets what only SET changed: these come from the file now
+        config = await _config(admin)
+        assert (config["default_pool_size"], config["server_idle_timeout"]) == ("7", "61")
+        expected = original.replace(b"default_pool_size = 5\n", b"default_pool_size = 7\n")
+        assert path.read_bytes() == expected + b"server_idle_timeout = 61\n"  # [pgbouncer] is the file's last section
+        assert path.stat().st_mode == mode
+    finally:
+        path.write_bytes(original)
+        await admin.reload()
+
+
+async def test_pgbouncer_set_config_persist_refuses_hostile_values_and_overriding_includes_changing_nothing(
+    local_pgbouncer: LocalPair, tmp_path: Path, admin: AdminConsole
+) -> None:
+    path = local_pgbouncer.ini_path
+    original, before = path.read_bytes(), await _config(admin)
+    hostile = ["30\n[databases]", "30 ; x", "30 # x", "[30", "3\u20280", "3\u20290", "3\u00850", "3\x000", " 30"]
+    try:
+        async with session(local_pgbouncer, tmp_path) as s:
+            refused = [
+                await s.error("pgbouncer_set_config", key="server_idle_timeout", value=v, persist=True) for v in hostile
+            ]
+            args = {"key": "server_idle_timeout", "value": "abc", "persist": True}  # PgBouncer refuses it at SET
+            token = (await s.ok("pgbouncer_set_config", **args))["confirm_token"]
+            rejected = await s.error("pgbouncer_set_config", **args, confirm_token=token)
+            assert path.read_bytes() == original
+            override = tmp_path / "override.ini"
+            override.write_text("default_pool_size = 9\n")  # after the file's own line: it would win on RELOAD
+            path.write_bytes(original + f"%include {override}\n".encode())
+            included = await s.error("pgbouncer_set_config", key="default_pool_size", value="6", persist=True)
+            assert path.read_bytes() == original + f"%include {override}\n".encode()
+    finally:
+        path.write_bytes(original)
+    assert all(r["code"] == "validation_error" and r["field"] == "value" for r in refused), refused
+    assert not any(v.strip() in str(r) for v, r in zip(hostile, refused, strict=True))
+    assert rejected["code"] == "upstream_error" and "nothing was changed" in rejected["message"]
+    assert "abc" not in rejected["message"]
+    assert included["code"] == "not_supported" and "%include" in included["message"]
+    assert await _config(admin) == before
