@@ -103,8 +103,7 @@ async def pgbouncer_wait_close(
     database: ConsoleDatabaseFilter = None,
     timeout_s: WaitTimeoutS = 30.0,
 ) -> WaitCloseResult:
-    """Wait until server connections marked to close (after RECONNECT or RELOAD) are closed (WAIT_CLOSE); asks
-    first."""
+    """Wait until server connections marked to close (after RECONNECT or RELOAD) are gone (WAIT_CLOSE); asks first."""
     fields: dict[str, object] = {**g.decision.result_fields("live"), "instance": instance, "database": database}
     if not g.decision.approved:
         return WaitCloseResult.model_validate(fields)
