@@ -124,3 +124,30 @@ async def test_pgbouncer_set_config_persist_refuses_hostile_values_and_overridin
     assert "abc" not in rejected["message"]
     assert included["code"] == "not_supported" and "%include" in included["message"]
     assert await _config(admin) == before
+
+
+async def test_pgbouncer_set_config_persist_that_cannot_write_says_the_runtime_changed_and_the_file_did_not(
+    local_pgbouncer: LocalPair, tmp_path: Path, admin: AdminConsole
+) -> None:
+    path = local_pgbouncer.ini_path
+    backup = path.with_name(path.name + ".bak")
+    original, kept = path.read_bytes(), backup.read_bytes() if backup.is_file() else None
+    backup.unlink(missing_ok=True)
+    backup.mkdir()  # the write keeps the old file as <ini>.bak first: a directory there makes it fail, even as root
+    try:
+        async with session(local_pgbouncer, tmp_path) as s:
+            preview = await s.ok("pgbouncer_set_config", key="server_idle_timeout", value="63", persist=True)
+            args = {
+                "key": "server_idle_timeout",
+                "value": "63",
+                "persist": True,
+                "confirm_token": preview["confirm_token"],
+            }
+            failed = await s.error("pgbouncer_set_config", **args)
+        assert "(the SET succeeded)" in failed["message"] and "NOT written" in failed["message"], failed
+        assert (await _config(admin))["server_idle_timeout"] == "63" and path.read_bytes() == original
+    finally:
+        backup.rmdir()
+        if kept is not None:
+            backup.write_bytes(kept)
+        await admin.reload()  # back to the file's value
