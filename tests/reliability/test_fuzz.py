@@ -92,6 +92,7 @@ VALID: dict[str, dict[str, Any]] = {
     "pgbouncer_disable_database": {"instance": "fuzz", "database": "app"},
     "pgbouncer_enable_database": {"instance": "fuzz", "database": "app"},
     "pgbouncer_kill_database": {"instance": "fuzz", "database": "app"},
+    "pgbouncer_wait_close": {"instance": "fuzz", "database": "app"},
     "pgbouncer_reload": {"instance": "fuzz"},
     "pools_overview": {},
     "pools_advise": {},
