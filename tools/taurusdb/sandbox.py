@@ -43,9 +43,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from poolpilot.server.kernel.shapes import Shape
+from poolpilot.tools.taurusdb.sandbox_admin import ADMIN_ROUTES, apply_admin, handle_admin
+from poolpilot.tools.taurusdb.sandbox_admin import ApiError as _ApiError
 from poolpilot.tools.taurusdb.sandbox_seed import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
+    POOL_JOB,
     POOL_TYPES,
     PROXY_FLAG_FALSE,
     PROXY_OLD_KERNEL,
@@ -96,18 +99,13 @@ _FAULTS = {
 }
 
 
-class _ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
 # (method, path after /v3/{project_id}/ with every id replaced by {}) -> endpoint name used for fault matching.
 _ROUTES = {
     ("GET", "instances"): "list_instances",
     ("GET", "instances/{}/proxies"): "list_proxies",
     ("PUT", "instances/{}/proxy/{}/connection-pool-type"): "set_pool_type",
     ("GET", "jobs"): "get_job",
+    **ADMIN_ROUTES,  # proxy version, parameters, session consistency (sandbox_admin.py)
 }
 
 
@@ -123,8 +121,9 @@ def _route(method: str, segments: list[str]) -> _Route | None:
     if len(parts) < 3 or parts[0] != "v3" or not parts[1]:
         return None
     rest = parts[2:]
-    name = _ROUTES.get((method, "/".join("{}" if i % 2 else part for i, part in enumerate(rest))))
-    return None if name is None else _Route(name, parts[1], *rest[1::2])
+    # Ids sit at the instance and proxy places; later segments are literal (taurusproxy/proxy-version).
+    name = _ROUTES.get((method, "/".join("{}" if i in (1, 3) else part for i, part in enumerate(rest))))
+    return None if name is None else _Route(name, parts[1], *rest[1:4:2])
 
 
 def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
@@ -220,9 +219,11 @@ class TaurusDBSandbox:
         for job in self.jobs.values():
             if not job.applied and job.status(now) == "Completed":
                 proxy = self.proxies.get(job.proxy_id)
-                if proxy is not None:
+                if proxy is not None and job.name == POOL_JOB:
                     proxy.connection_pool_type = job.connection_pool_type
                     proxy.updated_at = iso_time(job.completed_at)
+                elif proxy is not None:
+                    apply_admin(proxy, job)
                 job.applied = True
 
     def endpoint(self, method: str, segments: list[str]) -> str | None:
@@ -254,8 +255,10 @@ class TaurusDBSandbox:
                 payload = self._list_proxies(route.instance_id, request.query_params)
             elif route.name == "set_pool_type":
                 payload = self._set_pool_type(route, body)
-            else:
+            elif route.name == "get_job":
                 payload = self._get_job(request.query_params)
+            else:
+                payload = handle_admin(self, route.name, route.instance_id, route.proxy_id, request.query_params, body)
         except _ApiError as failure:
             return self._error(failure.status, failure.code, failure.message)
         return self._json(200, payload if self.shape is None else self.shape(route.name, payload))

@@ -7,11 +7,13 @@ sandbox does not vary are copied from the API reference examples.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = [
     "INSTANCE_ANALYTICS",
     "INSTANCE_PROD",
+    "LATEST_PROXY_VERSION",
+    "POOL_JOB",
     "POOL_TYPES",
     "PROXY_FLAG_FALSE",
     "PROXY_OLD_KERNEL",
@@ -20,12 +22,16 @@ __all__ = [
     "SANDBOX_AK",
     "SANDBOX_PROJECT_ID",
     "SANDBOX_SK",
+    "SESSION_MIN_VERSION",
     "SandboxInstance",
     "SandboxJob",
     "SandboxProxy",
     "iso_time",
+    "parameter_rows",
     "seed_instances",
+    "seed_parameters",
     "seed_proxies",
+    "version_key",
 ]
 
 # The fake example credentials of signing-vectors.json (DECISIONS.md: the sandbox accepts exactly these).
@@ -39,6 +45,38 @@ PROXY_SESSION = "3b9d2e7f0c1a4b5d9e8f7a6b5c4d3e2fpo01"
 PROXY_OLD_KERNEL = "9c1e4a7b2d3f4e5a8b6c0d1e2f3a4b5cpo01"
 PROXY_FLAG_FALSE = "4f6a8c0e2b4d4f6a8c0e2b4d6f8a0c2epo01"
 POOL_TYPES = ("CLOSED", "SESSION")
+POOL_JOB = "ModifyProxyConnectionPoolType"
+# The proxy kernel SESSION pooling needs (UpdateProxyConnectionPoolType reference); older ones answer DBS.05000001.
+SESSION_MIN_VERSION = "2.22.07.000"
+LATEST_PROXY_VERSION = "2.25.06.000"  # what ShowProxyVersion offers as latest_version (illustrative)
+# (name, data_type, value_range, value, description). multiStatementType and looseImciApThreshold with elem_type
+# "system" are terraform-provider-huaweicloud's acceptance values; the other names are unverified.
+_PARAMETERS = (
+    ("multiStatementType", "string", "Strict,Loose,Parse", "Strict", "How multi-statements are routed."),
+    ("looseImciApThreshold", "integer", "1-100000000", "5000", "Cost above which loose IMCI reads go to HTAP nodes."),
+    ("connection_idle_timeout", "integer", "1-86400", "28800", "Seconds an idle client connection is kept."),
+    ("max_connections", "integer", "1-50000", "20000", "Client connections the proxy accepts."),
+    ("read_only_route_on_failure", "string", "ON,OFF", "OFF", "Route reads to the primary when replicas fail."),
+)
+
+
+def version_key(version: str) -> tuple[int, ...] | None:
+    """A dotted version as numbers for comparing ("2.22.07.000" < "2.25.06.000"); None when it is not one."""
+    parts = version.split(".")
+    return tuple(int(p) for p in parts) if all(p.isascii() and p.isdigit() for p in parts) else None
+
+
+def seed_parameters() -> dict[str, str]:
+    return {name: value for name, _, _, value, _ in _PARAMETERS}
+
+
+def parameter_rows(values: dict[str, str]) -> list[dict[str, str]]:
+    """ProxyConfiguration bodies (huaweicloudsdkgaussdb 3.1.219) with a proxy's current values."""
+    return [
+        {"name": n, "data_type": t, "elem_type": "system", "value_range": r, "value": values.get(n, v)}
+        | {"description": d}
+        for n, t, r, v, d in _PARAMETERS
+    ]
 
 
 def iso_time(ts: float) -> str:
@@ -105,9 +143,16 @@ class SandboxProxy:
     address: str
     connection_pool_type: str
     switch_connection_pool_type_enabled: bool
-    kernel_too_early: bool  # the flag says it can switch, yet the PUT answers DBS.05000001
+    version: str  # the proxy kernel; below SESSION_MIN_VERSION the pool-type PUT answers DBS.05000001
     node_ids: tuple[str, ...]
     updated_at: str = "2025-09-04T08:01:02+0000"
+    consistence_mode: str = "session"
+    parameters: dict[str, str] = field(default_factory=seed_parameters)
+
+    @property
+    def kernel_too_early(self) -> bool:
+        """The flag may say it can switch, yet the kernel is too old for SESSION (lifted by an upgrade)."""
+        return (version_key(self.version) or ()) < (version_key(SESSION_MIN_VERSION) or ())
 
     def body(self, instance: SandboxInstance) -> dict[str, object]:
         nodes = [
@@ -146,7 +191,7 @@ class SandboxProxy:
             "switch_connection_pool_type_enabled": self.switch_connection_pool_type_enabled,
             "route_mode": 0,
             "balance_route_mode_enabled": True,
-            "consistence_mode": "session",
+            "consistence_mode": self.consistence_mode,
             "subnet_id": "0f2e9c34-7b1a-4c5d-9e8f-1a2b3c4d5e6f",
             "ssl_option": "false",
             "new_node_auto_add_status": "OFF",
@@ -171,6 +216,8 @@ class SandboxJob:
     completed_at: float
     visible_at: float
     applied: bool = False
+    name: str = POOL_JOB
+    settings: dict[str, str] = field(default_factory=dict)  # what a proxy-admin job applies (sandbox_admin.py)
 
     def status(self, now: float) -> str:
         if now >= self.completed_at:
@@ -182,7 +229,7 @@ class SandboxJob:
         span = max(self.completed_at - self.running_at, 1e-9)
         return {
             "id": self.id,
-            "name": "ModifyProxyConnectionPoolType",
+            "name": self.name,
             "status": status,
             "created": iso_time(self.created_at),
             "ended": iso_time(self.completed_at) if status == "Completed" else "",
@@ -226,7 +273,7 @@ def seed_proxies() -> list[SandboxProxy]:
         address="192.168.0.62",
         connection_pool_type="CLOSED",
         switch_connection_pool_type_enabled=True,
-        kernel_too_early=False,
+        version=LATEST_PROXY_VERSION,
         node_ids=("8f1a6b0c2d7e4e2f9a0b1c2d3e4f5a6bpn01", "9e2b7c1d3e8f4f3a8b1c2d3e4f5a6b7cpn01"),
     )
     session = SandboxProxy(
@@ -237,7 +284,7 @@ def seed_proxies() -> list[SandboxProxy]:
         address="192.168.0.63",
         connection_pool_type="SESSION",
         switch_connection_pool_type_enabled=True,
-        kernel_too_early=False,
+        version="2.24.12.000",
         node_ids=("2c4e6a8b0d2f4a6c8e0a2b4d6f8a0c2epn01", "3d5f7b9c1e3a5c7e9a1b3d5f7a9c1e3apn01"),
     )
     old_kernel = SandboxProxy(
@@ -248,7 +295,7 @@ def seed_proxies() -> list[SandboxProxy]:
         address="192.168.1.62",
         connection_pool_type="CLOSED",
         switch_connection_pool_type_enabled=True,
-        kernel_too_early=True,
+        version="2.22.05.000",
         node_ids=("5e7a9c1b3d5f4a7c9e1b3d5f7a9c2e4apn01",),
     )
     flag_false = SandboxProxy(
@@ -259,7 +306,7 @@ def seed_proxies() -> list[SandboxProxy]:
         address="192.168.1.63",
         connection_pool_type="CLOSED",
         switch_connection_pool_type_enabled=False,
-        kernel_too_early=False,
+        version="2.7.4.0",
         node_ids=("6f8b0d2c4e6a5b8d0f2c4e6a8b0d3f5bpn01",),
     )
     return [switchable, session, old_kernel, flag_false]

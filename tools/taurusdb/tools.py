@@ -35,6 +35,7 @@ from poolpilot.server.kernel.state import ToolSpec, app_state
 from poolpilot.server.kernel.text import quote
 from poolpilot.server.kernel.tooldef import Guarded, guarded, specs, tool
 from poolpilot.tools.taurusdb.client import TaurusDBClient
+from poolpilot.tools.taurusdb.jobs import wait_job
 from poolpilot.tools.taurusdb.models import (
     Cursor,
     InstanceId,
@@ -48,7 +49,6 @@ from poolpilot.tools.taurusdb.models import (
     ProxyId,
     ProxyList,
     ProxyRow,
-    WaitOutcome,
     job_from,
 )
 from poolpilot.tools.taurusdb.plans import PoolTypeArg, client, plan_switch, proxy_lock, proxy_row
@@ -56,13 +56,6 @@ from poolpilot.tools.taurusdb.plans import PoolTypeArg, client, plan_switch, pro
 __all__ = ["SPECS"]
 
 log = logging.getLogger("poolpilot.taurusdb")
-_FIRST_POLL_S = 1.0
-_MAX_POLL_S = 10.0
-# How long after the PUT a job that cannot be read yet still counts as Pending ("queryable a few seconds after
-# creation"). Within it, any answer but a final one (credentials, permissions) is read as "not visible yet":
-# a 400/404, a 5xx, a 200 without a job, a job body that cannot be read.
-_INVISIBLE_GRACE_S = 30.0
-_FINAL = frozenset({"auth_failed", "forbidden"})
 
 WaitArg = Annotated[bool, Field(strict=True, description="Poll the job until it ends or timeout_s passes")]
 TimeoutArg = Annotated[int, Field(strict=True, ge=5, le=1800, description="Max seconds to wait for the job")]
@@ -151,7 +144,7 @@ async def taurusdb_set_proxy_pool_type(
         job = Job(job_id=job_id, status="Pending")
         return PoolTypeChange.model_validate({**fields, "job": job, "wait_outcome": "not_waited", "message": message})
     try:
-        job, outcome, failure = await _wait(ctx, tdb, job_id, timeout_s)
+        job, outcome, failure = await wait_job(ctx, tdb, job_id, timeout_s)
     except anyio.get_cancelled_exc_class():
         # The call ends here, but the job runs on: leave its id in the audit log.
         record = {
@@ -181,54 +174,6 @@ async def taurusdb_set_proxy_pool_type(
     return PoolTypeChange.model_validate(
         {**fields, "job": job, "wait_outcome": outcome, "pool_type_now": now, "message": message}
     )
-
-
-async def _wait(ctx: Context, tdb: TaurusDBClient, job_id: str, timeout_s: float) -> tuple[Job, WaitOutcome, str]:
-    """Poll until the job ends or the timeout passes; progress goes out whenever the job moves forward."""
-    started = tdb.clock()
-    deadline = started + timeout_s
-    job = Job(job_id=job_id, status="Pending")
-    await ctx.report_progress(0, 100, f"job {job_id} accepted; waiting for TaurusDB")
-    reported = 0.0
-    delay = _FIRST_POLL_S
-    while True:
-        remaining = deadline - tdb.clock()
-        if remaining <= 0:
-            return job, "timed_out", ""
-        await tdb.sleep(min(delay, remaining))
-        delay = min(delay * 2, _MAX_POLL_S)
-        try:
-            job = await _poll(tdb, job_id, started)
-        except PoolpilotError as exc:
-            return job, "poll_failed", exc.info.text()
-        except Exception:  # the switch was accepted: never lose its job id to an answer nobody foresaw
-            log.exception("reading TaurusDB job %s failed unexpectedly", job_id)
-            return job, "poll_failed", "reading the job failed unexpectedly (details in the server log)"
-        value = _progress_value(job)
-        # MCP requires progress to increase with every notification: send only when the job moved forward.
-        if value > reported:
-            reported = value
-            percent = f" {job.progress}%" if job.status == "Running" and job.progress is not None else ""
-            await ctx.report_progress(value, 100, f"job {job_id}: {job.status}{percent}")
-        if job.status in ("Completed", "Failed"):
-            return job, "finished", ""
-
-
-async def _poll(tdb: TaurusDBClient, job_id: str, started: float) -> Job:
-    try:
-        return job_from(await tdb.get_job(job_id), job_id)
-    except PoolpilotError as exc:
-        if exc.info.code not in _FINAL and tdb.clock() - started < _INVISIBLE_GRACE_S:
-            return Job(job_id=job_id, status="Pending")
-        raise
-
-
-def _progress_value(job: Job) -> float:
-    if job.status in ("Completed", "Failed"):
-        return 100.0
-    if job.status == "Running":
-        return float(min(99, max(1, job.progress or 0)))
-    return 0.0
 
 
 async def _pool_type_now(tdb: TaurusDBClient, instance_id: str, proxy_id: str) -> str | None:
