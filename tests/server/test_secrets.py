@@ -20,6 +20,7 @@ PG_SMALL = "3b1e1c2a-5d0f-4c6e-9a41-0e2f7d8c1a01"
 PG_MAIN = "7f3d9a4b-2c6e-4b8f-a1d2-5e9c0b7a4f02"
 INSTANCE = "af315b8e6aaa41799bd9a31f2de15abcin07"
 PROXY = "5881e1ca66af4aefbc64dc2874e55b3fpo01"
+PROXY_RO = "3b9d2e7f0c1a4b5d9e8f7a6b5c4d3e2fpo01"
 
 # Every DigitalOcean and TaurusDB tool, guarded ones twice (preview, then with the token).
 SCENARIO: list[tuple[str, dict[str, Any]]] = [
@@ -48,6 +49,17 @@ SCENARIO: list[tuple[str, dict[str, Any]]] = [
     ("digitalocean_get_pool", {"cluster_id": PG_MAIN, "pool_name": "no-such-pool"}),
     ("taurusdb_list_instances", {}),
     ("taurusdb_list_proxies", {"instance_id": INSTANCE}),
+    ("taurusdb_get_proxy_version", {"instance_id": INSTANCE, "proxy_id": PROXY_RO}),
+    ("taurusdb_upgrade_proxy_version", {"instance_id": INSTANCE, "proxy_id": PROXY_RO}),
+    ("taurusdb_get_proxy_parameters", {"instance_id": INSTANCE, "proxy_id": PROXY}),
+    (
+        "taurusdb_set_proxy_parameters",
+        {"instance_id": INSTANCE, "proxy_id": PROXY, "parameters": {"max_connections": "900"}},
+    ),
+    (
+        "taurusdb_set_proxy_session_consistency",
+        {"instance_id": INSTANCE, "proxy_id": PROXY, "consistence_mode": "global"},
+    ),
     (
         "taurusdb_set_proxy_pool_type",
         {"instance_id": INSTANCE, "proxy_id": PROXY, "pool_type": "SESSION", "wait": True},

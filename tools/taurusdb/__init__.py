@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from poolpilot.server.kernel.provider import Check, EnvVar, Provider
+from poolpilot.server.kernel.provider import Check, EnvVar, Provider, Toolset
 from poolpilot.tools.taurusdb import settings as _settings
 
 if TYPE_CHECKING:
@@ -23,9 +23,10 @@ __all__ = ["FACE"]
 
 
 def _tools() -> tuple[ToolSpec, ...]:
+    from poolpilot.tools.taurusdb.admin_tools import SPECS as ADMIN
     from poolpilot.tools.taurusdb.tools import SPECS
 
-    return SPECS
+    return SPECS + ADMIN
 
 
 async def _open(ctx: OpenContext) -> ProviderClient:
@@ -95,6 +96,20 @@ FACE = Provider(
     probes=_probes,
     extras=_extras,
     fleet=_fleet,
+    # Off by default (the default tool list stays ≤ 16): `--toolsets` or toolsets_enable adds it.
+    toolsets=(
+        Toolset(
+            "taurusdb_proxy_admin",
+            "TaurusDB: a proxy's kernel version and upgrade, its parameters and its session consistency.",
+            (
+                "taurusdb_get_proxy_version",
+                "taurusdb_upgrade_proxy_version",
+                "taurusdb_get_proxy_parameters",
+                "taurusdb_set_proxy_parameters",
+                "taurusdb_set_proxy_session_consistency",
+            ),
+        ),
+    ),
     env=(
         EnvVar("HUAWEICLOUD_SDK_AK", secret=True, description="Huawei Cloud access key id"),
         EnvVar("HUAWEICLOUD_SDK_SK", secret=True, description="Huawei Cloud secret access key"),

@@ -279,6 +279,8 @@ class TaurusDBClient:
             info = exc.info.model_copy(update={"code": refined})
             raise PoolpilotError(info.model_copy(update={"hint": self._hint(info)})) from None
 
+    send = _send  # the proxy-admin calls (admin_client.py) go the same way
+
     def _body(self, response: httpx2.Response, key: str) -> dict[str, object]:
         try:
             body = response.json()
@@ -352,7 +354,8 @@ async def open_client(ctx: OpenContext) -> TaurusDBClient:
 
     def prepare(request: httpx2.Request) -> None:
         headers = request.headers
-        headers["Content-Type"] = "application/json;charset=utf-8" if request.method == "PUT" else "application/json"
+        with_body = request.method in ("PUT", "POST")
+        headers["Content-Type"] = "application/json;charset=utf-8" if with_body else "application/json"
         headers["User-Agent"] = USER_AGENT
         headers["X-Project-Id"] = project
         headers["X-Language"] = language

@@ -90,6 +90,7 @@ class ApiProxy(_Api):
     nodes: list[dict[str, object]] | None = None
     connection_pool_type: str = ""
     switch_connection_pool_type_enabled: bool | None = None
+    consistence_mode: str = ""
 
 
 class ApiProxyEntry(_Api):
