@@ -13,7 +13,12 @@ from mcp import Client
 from poolpilot.server.kernel.config import ConfigError
 from poolpilot.server.shell.app import load_settings
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID, PG_SMALL_ID, Pool
-from poolpilot.tools.taurusdb.sandbox_seed import PROXY_OLD_KERNEL, PROXY_SWITCHABLE
+from poolpilot.tools.taurusdb.sandbox_seed import (
+    INSTANCE_ANALYTICS,
+    PROXY_FLAG_FALSE,
+    PROXY_OLD_KERNEL,
+    PROXY_SWITCHABLE,
+)
 from tests.support import Sandbox, make_app, open_client
 
 pytestmark = pytest.mark.anyio
@@ -141,15 +146,29 @@ async def test_pools_advise_orphaned_pools_name_the_missing_database_or_user(aud
     assert len(data["findings"]) == 2
 
 
-async def test_pools_advise_closed_switchable_proxies_get_session_and_blocked_ones_nothing(audit_path: Path) -> None:
+async def test_pools_advise_closed_switchable_proxies_get_session_and_kernel_blocked_ones_a_version_check(
+    audit_path: Path,
+) -> None:
     app, _, _ = make_app(audit_path)
     async with open_client(app) as client:
         data = await _advise(client, provider="taurusdb")
+    # The old-kernel proxy claims it can switch, but its version (< 2.22.07.000) would get DBS.05000001.
     assert sorted(_rules(data)) == sorted(
-        [("taurusdb_pool_closed", PROXY_SWITCHABLE), ("taurusdb_pool_closed", PROXY_OLD_KERNEL)]
+        [
+            ("taurusdb_pool_closed", PROXY_SWITCHABLE),
+            ("taurusdb_session_blocked", PROXY_OLD_KERNEL),
+            ("taurusdb_session_blocked", PROXY_FLAG_FALSE),
+        ]
     )
-    call = data["findings"][0]["suggested_call"]
+    by_rule = {(f["rule"], f["pool"]): f for f in data["findings"]}
+    call = by_rule[("taurusdb_pool_closed", PROXY_SWITCHABLE)]["suggested_call"]
     assert call["tool"] == "taurusdb_set_proxy_pool_type" and call["arguments"]["pool_type"] == "SESSION"
+    blocked = by_rule[("taurusdb_session_blocked", PROXY_OLD_KERNEL)]
+    assert blocked["suggested_call"] == {
+        "tool": "taurusdb_get_proxy_version",
+        "arguments": {"instance_id": INSTANCE_ANALYTICS, "proxy_id": PROXY_OLD_KERNEL},
+    }
+    assert "taurusdb_upgrade_proxy_version" in blocked["explanation"] and "DBS.05000001" in blocked["explanation"]
 
 
 async def test_pools_advise_reports_a_failed_provider_beside_the_findings(audit_path: Path) -> None:

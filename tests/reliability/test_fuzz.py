@@ -42,7 +42,7 @@ from poolpilot.server.shell.app import build_app
 from poolpilot.server.shell.registry import faces
 from poolpilot.tools.digitalocean.sandbox_seed import PG_MAIN_ID
 from poolpilot.tools.pgbouncer.settings import PgBouncerInstance, PgBouncerSettings
-from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SWITCHABLE
+from poolpilot.tools.taurusdb.sandbox import INSTANCE_PROD, PROXY_SESSION, PROXY_SWITCHABLE
 from tests.reliability.harness import WiredSandbox
 from tests.support import ManualClock, every_toolset, open_client
 
@@ -77,6 +77,19 @@ VALID: dict[str, dict[str, Any]] = {
         "pool_type": "SESSION",
     },
     "taurusdb_get_job": {"job_id": "0b7e6f1c-1d2a-4e5f-9a8b-7c6d5e4f3a2b"},
+    "taurusdb_get_proxy_version": {"instance_id": INSTANCE_PROD, "proxy_id": PROXY_SESSION},
+    "taurusdb_upgrade_proxy_version": {"instance_id": INSTANCE_PROD, "proxy_id": PROXY_SESSION},
+    "taurusdb_get_proxy_parameters": {"instance_id": INSTANCE_PROD, "proxy_id": PROXY_SWITCHABLE},
+    "taurusdb_set_proxy_parameters": {
+        "instance_id": INSTANCE_PROD,
+        "proxy_id": PROXY_SWITCHABLE,
+        "parameters": [{"name": "max_connections", "value": "900"}],
+    },
+    "taurusdb_set_proxy_session_consistency": {
+        "instance_id": INSTANCE_PROD,
+        "proxy_id": PROXY_SWITCHABLE,
+        "consistence_mode": "global",
+    },
     "pgbouncer_list_pools": {"instance": "fuzz"},
     "pgbouncer_get_stats": {"instance": "fuzz"},
     "pgbouncer_list_clients": {"instance": "fuzz"},
@@ -120,7 +133,7 @@ UNICODE = ["池", "ünï", "\u202e", "🙂", "\ufeff"]
 HUGE = [10**12, 2**63, 2**64 + 1, 10**30, -(2**63) - 1]
 
 URL_NAMES = {"pool_name", "db", "user", "database_name"}
-PATTERNED = {"cluster_id", "instance_id", "proxy_id", "job_id", "cursor", "plan_id"}
+PATTERNED = {"cluster_id", "instance_id", "proxy_id", "job_id", "cursor", "plan_id", "target_version"}
 PGB_INI_NAME_TOOLS = {"pgbouncer_create_pool", "pgbouncer_update_pool", "pgbouncer_delete_pool"}
 PGB_TEXT = {"dbname", "user"}  # 1-63 bytes of UTF-8, no control characters
 FREE_FILTERS = {"location"}  # pools_*: a filter by name, checked for length, type and the kernel's name rule
@@ -160,6 +173,9 @@ def _string_tricks(tool: str, field: str) -> list[str]:
         return ["x", "-", " "]
     if field in URL_NAMES:
         return PATH_TRICKS + CONTROLS + HIDDEN
+    if tool == "taurusdb_get_proxy_parameters" and field == "name":
+        # A proxy parameter name is [A-Za-z][A-Za-z0-9_.-]*: "a.." is a fine one (it goes in the query, not the path).
+        return [t for t in PATH_TRICKS if t != ".."] + CONTROLS + HIDDEN + UNICODE
     if field in PATTERNED:
         return PATH_TRICKS + CONTROLS + UNICODE
     raise AssertionError(f"say how to break {tool}.{field} in test_fuzz.py")
@@ -350,6 +366,7 @@ NAMEISH = (
 # The fixed words of both providers' paths: every other segment of a request must be an argument's value or an id.
 PATH_WORDS = {"", "v2", "databases", "pools", "dbs", "users", "v3", "instances", "proxies", "proxy", "jobs"}
 PATH_WORDS |= {"connection-pool-type", "connection-pool", "mysql", "taurus", "job", "v3.1"}
+PATH_WORDS |= {"taurusproxy", "proxy-version", "upgrade-version", "configurations", "session-consistence"}
 
 
 def _name_fields(schema: dict[str, Any]) -> list[str]:

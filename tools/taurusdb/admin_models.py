@@ -7,7 +7,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from poolpilot.server.kernel.bodies import ProviderBody
 from poolpilot.server.kernel.guard import GuardedResult
@@ -21,6 +21,7 @@ __all__ = [
     "ConsistenceMode",
     "ParameterChange",
     "ParameterName",
+    "ParameterSetting",
     "ParameterValue",
     "ProxyParameter",
     "ProxyParameterChange",
@@ -48,6 +49,15 @@ VersionArg = Annotated[
     Field(pattern=r"^[0-9]{1,4}(\.[0-9]{1,6}){1,4}$", description="Target proxy kernel version; default: latest"),
 ]
 ConsistenceMode = Literal["session", "global", "eventual"]
+
+
+class ParameterSetting(BaseModel):
+    """One parameter to set, as UpdateProxyNewConfigurations takes it (elem_type comes from the current list)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: ParameterName
+    value: ParameterValue
+
 
 # -- provider bodies --------------------------------------------------------------------------------
 

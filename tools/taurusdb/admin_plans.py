@@ -19,8 +19,7 @@ from poolpilot.tools.taurusdb.admin_models import (
     ApiProxyConfiguration,
     ConsistenceMode,
     ParameterChange,
-    ParameterName,
-    ParameterValue,
+    ParameterSetting,
     VersionArg,
 )
 from poolpilot.tools.taurusdb.client import PROVIDER
@@ -166,14 +165,24 @@ def _check_value(row: ApiProxyConfiguration, value: str) -> None:
 
 
 async def plan_parameters(
-    ctx: Context, instance_id: InstanceId, proxy_id: ProxyId, parameters: dict[ParameterName, ParameterValue]
+    ctx: Context, instance_id: InstanceId, proxy_id: ProxyId, parameters: list[ParameterSetting]
 ) -> Plan[ParametersData]:
     tdb = client(ctx)
     entry = await tdb.find_proxy(instance_id, proxy_id)
     rows = {row.name: row for row in await all_configurations(tdb, instance_id, proxy_id)}
     changes: list[ParameterChange] = []
     items: list[dict[str, str]] = []
-    for position, (name, value) in enumerate(parameters.items(), start=1):
+    seen: set[str] = set()
+    for position, setting in enumerate(parameters, start=1):
+        name, value = setting.name, setting.value
+        if name in seen:
+            _fail(
+                "validation_error",
+                f"parameter {position} of {len(parameters)} names a parameter given before; nothing was sent",
+                "Give each parameter once.",
+                field="parameters",
+            )
+        seen.add(name)
         row = rows.get(name)
         if row is None:
             _fail(
@@ -201,7 +210,7 @@ async def plan_parameters(
         {
             "instance": instance_id,
             "proxy": proxy_row(entry).model_dump(),
-            "parameters": {name: rows[name].model_dump() for name in parameters},
+            "parameters": {name: rows[name].model_dump() for name in sorted(seen)},
         }
     )
     data = ParametersData(name=entry.proxy.name, changes=changes, items=items)

@@ -30,7 +30,7 @@ from poolpilot.tools.taurusdb.admin_client import (
 from poolpilot.tools.taurusdb.admin_models import (
     ConsistenceMode,
     ParameterName,
-    ParameterValue,
+    ParameterSetting,
     ProxyParameter,
     ProxyParameterChange,
     ProxyParameters,
@@ -59,8 +59,8 @@ __all__ = ["SPECS", "TOOLSET"]
 TOOLSET = "taurusdb_proxy_admin"
 ParameterNameFilter = Annotated[ParameterName | None, Field(description="Only this parameter")]
 Parameters = Annotated[
-    dict[ParameterName, ParameterValue],
-    Field(min_length=1, max_length=50, description="Parameter name -> new value (strings, as TaurusDB takes them)"),
+    list[ParameterSetting],
+    Field(min_length=1, max_length=50, description="Parameters to set: name and new value (a string)"),
 ]
 ConsistenceArg = Annotated[
     ConsistenceMode, Field(description="session: own writes visible; global: all committed writes; eventual: none")
@@ -218,7 +218,8 @@ async def taurusdb_set_proxy_parameters(
     async with g.commit() as fresh:
         job_id = await set_configurations(tdb, instance_id, proxy_id, fresh.data.items)
     fields["executed"] = True
-    args: dict[str, object] = {"instance_id": instance_id, "proxy_id": proxy_id, "parameters": sorted(parameters)}
+    settings = [p.model_dump() for p in parameters]
+    args: dict[str, object] = {"instance_id": instance_id, "proxy_id": proxy_id, "parameters": settings}
     record = _record("taurusdb_set_proxy_parameters", args, plan.preview.target, tdb)
     job, outcome, failure = await follow_job(ctx, tdb, job_id, wait=wait, timeout_s=timeout_s, record=record)
     names = ", ".join(quote(c.name) for c in plan.data.changes)

@@ -1,8 +1,14 @@
 """TaurusDB in the fleet view: one row per database proxy of every instance (its pool type, whether it may switch),
-and the advice to switch a CLOSED proxy to SESSION pooling where the API allows it."""
+and the advice to switch a CLOSED proxy to SESSION pooling where the API allows it, or to check and upgrade the proxy
+kernel where it blocks SESSION.
+
+The proxy list's `switch_connection_pool_type_enabled` can be true for a kernel too old for SESSION (the switch then
+fails with DBS.05000001), so a CLOSED proxy that claims it can switch has its version read too (ShowProxyVersion),
+best effort: when that read fails the row keeps what the list said."""
 
 from __future__ import annotations
 
+import logging
 from typing import cast
 
 import anyio
@@ -20,14 +26,17 @@ from poolpilot.server.kernel.fleet import (
 )
 from poolpilot.server.kernel.state import ProviderClient
 from poolpilot.server.kernel.text import quote
+from poolpilot.tools.taurusdb.admin_client import get_proxy_version
 from poolpilot.tools.taurusdb.client import TaurusDBClient
 from poolpilot.tools.taurusdb.models import ApiInstance
 from poolpilot.tools.taurusdb.plans import proxy_row
 
 __all__ = ["ADAPTER", "instances"]
 
+log = logging.getLogger("poolpilot.taurusdb")
 _INSTANCE_PAGE = 100
 _MAX_INSTANCE_PAGES = 20
+SESSION_MIN_VERSION = (2, 22, 7, 0)  # the proxy kernel SESSION pooling needs (UpdateProxyConnectionPoolType)
 
 
 async def instances(tdb: TaurusDBClient) -> list[ApiInstance]:
@@ -56,8 +65,18 @@ async def _tdb_instance(tdb: TaurusDBClient, instance: ApiInstance, sink: Sink) 
     except PoolpilotError as exc:
         sink.fail("taurusdb", instance.id, exc.info)
         return
-    for entry in entries:
-        row = proxy_row(entry)
+    # Rows keep the list's order; the version reads run side by side.
+    too_old: dict[str, bool] = {}
+
+    async def check(proxy_id: str) -> None:
+        too_old[proxy_id] = await _kernel_too_old(tdb, instance.id, proxy_id)
+
+    rows = [proxy_row(entry) for entry in entries]
+    async with anyio.create_task_group() as group:
+        for row in rows:
+            if row.pool_type == "CLOSED" and row.switchable:
+                group.start_soon(check, row.proxy_id)
+    for row in rows:
         sink.rows.append(
             OverviewRow(
                 provider="taurusdb",
@@ -67,9 +86,21 @@ async def _tdb_instance(tdb: TaurusDBClient, instance: ApiInstance, sink: Sink) 
                 pool_label=row.name or None,
                 mode=row.pool_type or None,
                 backend=tdb.backend,
-                switchable=row.switchable,
+                switchable=row.switchable and not too_old.get(row.proxy_id, False),
             )
         )
+
+
+async def _kernel_too_old(tdb: TaurusDBClient, instance_id: str, proxy_id: str) -> bool:
+    try:
+        current = (await get_proxy_version(tdb, instance_id, proxy_id)).current_version
+    except PoolpilotError:
+        log.debug("reading the version of proxy %s failed", proxy_id, exc_info=True)
+        return False
+    parts = current.split(".")
+    if not current or not all(p.isascii() and p.isdigit() for p in parts):
+        return False
+    return tuple(int(p) for p in parts) < SESSION_MIN_VERSION
 
 
 def taurusdb_closed(overview: Overview, t: Thresholds) -> list[Finding]:
@@ -93,9 +124,31 @@ def taurusdb_closed(overview: Overview, t: Thresholds) -> list[Finding]:
     ]
 
 
+def taurusdb_session_blocked(overview: Overview, t: Thresholds) -> list[Finding]:
+    return [
+        Finding(
+            rule="taurusdb_session_blocked",
+            severity="info",
+            provider="taurusdb",
+            location=row.location,
+            pool=row.pool,
+            evidence={"connection_pool_type": row.mode, "switchable": row.switchable},
+            explanation=f"Proxy {quote(row.pool_label or row.pool)} has no connection pool and cannot switch to "
+            "SESSION now; mostly its kernel is too old (SESSION needs 2.22.07.000 or later, else DBS.05000001). "
+            "Check it with taurusdb_get_proxy_version; when can_upgrade is true, taurusdb_upgrade_proxy_version "
+            "(toolset taurusdb_proxy_admin; restarts the proxy) lifts the block.",
+            suggested_call=SuggestedCall(
+                tool="taurusdb_get_proxy_version", arguments={"instance_id": row.location, "proxy_id": row.pool}
+            ),
+        )
+        for row in overview.rows
+        if row.provider == "taurusdb" and row.mode == "CLOSED" and row.switchable is False
+    ]
+
+
 ADAPTER = FleetAdapter(
     collect=_collect,
-    rules=(taurusdb_closed,),
+    rules=(taurusdb_closed, taurusdb_session_blocked),
     resize_steps=(
         "TaurusDB proxies have no pool size; only the pool type (CLOSED or SESSION) changes.\n"
         "1. Call taurusdb_list_proxies(instance_id={location}) and check that proxy {pool} is switchable.\n"
