@@ -70,15 +70,19 @@ def handle_admin(
         return _version(proxy)
     if name == "get_proxy_configurations":
         return _configurations(proxy, query)
+    data = _json(body)  # a bad body is refused before a running job is noticed
+    if name == "upgrade_proxy_version":
+        kind, settings = UPGRADE_JOB, {"version": _target(proxy, data)}
+    elif name == "set_proxy_configurations":
+        kind, settings = PARAMETERS_JOB, _parameters(proxy, data)
+    else:
+        kind, settings = CONSISTENCY_JOB, {"consistence_mode": _consistence(data)}
     if any(job.proxy_id == proxy.pool_id and not job.applied for job in sb.jobs.values()):
         raise ApiError(409, "DBS.200019", "Another operation is being performed on the DB instance.")
-    data = _json(body)
-    if name == "upgrade_proxy_version":
-        job = _new_job(sb, proxy, UPGRADE_JOB, {"version": _target(proxy, data)})
+    job = _new_job(sb, proxy, kind, settings)
+    if kind == UPGRADE_JOB:
         return {"update_result": [{"instance_id": instance_id, "workflow_id": job.id, "state": "ACCEPT"}]}
-    if name == "set_proxy_configurations":
-        return {"job_id": _new_job(sb, proxy, PARAMETERS_JOB, _parameters(proxy, data)).id}
-    return {"job_id": _new_job(sb, proxy, CONSISTENCY_JOB, {"consistence_mode": _consistence(data)}).id}
+    return {"job_id": job.id}
 
 
 def apply_admin(proxy: SandboxProxy, job: SandboxJob) -> None:
