@@ -89,8 +89,9 @@ def _hinter(where: str, unreachable: str, creds: str) -> Callable[[ErrorInfo], s
             )
         if code == OLD_KERNEL:
             return (
-                "The proxy kernel is too old for SESSION: upgrade the proxy kernel (2.22.07.000 or later, console: "
-                "Database Proxy > Upgrade Kernel Version), then try again; nothing was changed."
+                "The proxy kernel is too old for SESSION: upgrade the proxy kernel (2.22.07.000 or later) with "
+                "taurusdb_get_proxy_version and taurusdb_upgrade_proxy_version (toolset taurusdb_proxy_admin), then "
+                "try again; nothing was changed."
             )
         if code == NO_SUCH_API:
             return f"The API was not found at {where}: check POOLPILOT_TAURUSDB_URL or HUAWEICLOUD_SDK_REGION."

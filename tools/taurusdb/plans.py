@@ -43,8 +43,8 @@ def switch_blocker(entry: ApiProxyEntry) -> tuple[ErrorCode, str, str] | None:
             "not_supported",
             "its proxy version does not support switching the connection-pool type "
             "(switch_connection_pool_type_enabled is false)",
-            "Upgrade the proxy kernel to 2.22.07.000 or later (console: Database Proxy > Upgrade Kernel Version), "
-            "then check `switchable` with taurusdb_list_proxies.",
+            "Upgrade the proxy kernel to 2.22.07.000 or later (taurusdb_upgrade_proxy_version, toolset "
+            "taurusdb_proxy_admin), then check `switchable` with taurusdb_list_proxies.",
         )
     if entry.htap_nodes:
         # taurusdb_03_0033: "Consistency levels and connection pooling are not supported" with HTAP analysis.
