@@ -17,6 +17,7 @@ import pytest
 from poolpilot.tools.taurusdb.sandbox_seed import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
+    LATEST_PROXY_VERSION,
     PROXY_OLD_KERNEL,
     PROXY_SWITCHABLE,
     SANDBOX_AK,
@@ -76,6 +77,19 @@ def _set_session(sdk: Any, client: Any, instance_id: str, proxy_id: str) -> Any:
     body = sdk.ProxyUpdateProxyConnectionPoolTypeRequest(connection_pool_type="SESSION")
     request = sdk.UpdateProxyConnectionPoolTypeRequest(instance_id=instance_id, proxy_id=proxy_id, body=body)
     return client.update_proxy_connection_pool_type(request)
+
+
+def _wait_for_job(sdk: Any, client: Any, job_id: str) -> Any:
+    seen: list[str] = []
+    deadline = time.monotonic() + JOB_DEADLINE_S
+    while True:  # real time, bounded: the sandbox's jobs here take 0.2-0.5 s
+        job = client.show_gauss_my_sql_job_info(sdk.ShowGaussMySqlJobInfoRequest(id=job_id)).job
+        seen.append(job.status)
+        if job.status == "Completed":
+            return job
+        assert job.status in ("Pending", "Running"), seen
+        assert time.monotonic() < deadline, f"job still {job.status} after {JOB_DEADLINE_S} s: {seen}"
+        time.sleep(JOB_POLL_S)
 
 
 def _list_instances(sdk: Any, client: Any) -> Any:
@@ -172,3 +186,70 @@ def test_huawei_sdk_clock_skew_of_10_minutes_is_accepted(sdk: Any, serve: Serve)
     client = _client(sdk, serve(Sandbox(taurus_clock_skew_s=600)))  # within the gateway's ±15 minutes
 
     assert _list_instances(sdk, client).status_code == 200
+
+
+# -- proxy administration (toolset taurusdb_proxy_admin) --------------------------------------------
+
+
+def test_huawei_sdk_upgrades_an_old_kernel_proxy_which_then_switches_to_session(sdk: Any, serve: Serve) -> None:
+    client = _client(sdk, serve(Sandbox(job_seconds=(0.2, 0.5))))
+    ids = {"instance_id": INSTANCE_ANALYTICS, "proxy_id": PROXY_OLD_KERNEL}
+
+    version = client.show_proxy_version(sdk.ShowProxyVersionRequest(engine_name="taurusproxy", **ids))
+    assert (version.current_version, version.latest_version, version.can_upgrade) == (
+        "2.22.05.000",
+        LATEST_PROXY_VERSION,
+        True,
+    )
+    assert version.risk.level == 1
+    body = sdk.ProxyUpgradeProxyVersionRequest(source_version="2.22.05.000", target_version=LATEST_PROXY_VERSION)
+    started = client.upgrade_proxy_version(sdk.UpgradeProxyVersionRequest(body=body, **ids))
+    (result,) = started.update_result
+    assert result.state == "ACCEPT" and result.instance_id == INSTANCE_ANALYTICS
+
+    assert _wait_for_job(sdk, client, result.workflow_id).name == "UpgradeProxyVersion"
+    after = client.show_proxy_version(sdk.ShowProxyVersionRequest(engine_name="taurusproxy", **ids))
+    assert (after.current_version, after.can_upgrade) == (LATEST_PROXY_VERSION, False)
+    switched = _set_session(sdk, client, INSTANCE_ANALYTICS, PROXY_OLD_KERNEL)  # DBS.05000001 before
+    _wait_for_job(sdk, client, switched.job_id)
+    assert _proxy_types(sdk, client, INSTANCE_ANALYTICS)[PROXY_OLD_KERNEL] == "SESSION"
+
+
+def test_huawei_sdk_lists_and_updates_proxy_configurations(sdk: Any, serve: Serve) -> None:
+    client = _client(sdk, serve(Sandbox(job_seconds=(0.2, 0.5))))
+    ids = {"instance_id": INSTANCE_PROD, "proxy_id": PROXY_SWITCHABLE}
+
+    page = client.show_proxy_configurations(sdk.ShowProxyConfigurationsRequest(limit=2, offset=0, **ids))
+    assert page.total_count == 5 and [c.name for c in page.configurations] == [
+        "multiStatementType",
+        "looseImciApThreshold",
+    ]
+    item = sdk.UpdateProxyConfigurationItem(name="multiStatementType", value="Loose", elem_type="system")
+    body = sdk.UpdateProxyNewConfigRequestBody(configurations=[item])
+    started = client.update_proxy_new_configurations(sdk.UpdateProxyNewConfigurationsRequest(body=body, **ids))
+    _wait_for_job(sdk, client, started.job_id)
+    one = client.show_proxy_configurations(sdk.ShowProxyConfigurationsRequest(name="multiStatementType", **ids))
+    assert [c.value for c in one.configurations] == ["Loose"]
+
+    bad = sdk.UpdateProxyConfigurationItem(name="multiStatementType", value="Sloppy", elem_type="system")
+    with pytest.raises(_request_error()) as raised:
+        client.update_proxy_new_configurations(
+            sdk.UpdateProxyNewConfigurationsRequest(body=sdk.UpdateProxyNewConfigRequestBody([bad]), **ids)
+        )
+    error: Any = raised.value
+    assert (error.status_code, error.error_code) == (400, "DBS.200001") and error.request_id
+
+
+def test_huawei_sdk_updates_proxy_session_consistence(sdk: Any, serve: Serve) -> None:
+    sandbox = Sandbox(job_seconds=(0.2, 0.5))
+    client = _client(sdk, serve(sandbox))
+    body = sdk.ModifyProxyConsistRequest(session_consistence="true", consistence_mode="global")
+    request = sdk.UpdateProxySessionConsistenceRequest(instance_id=INSTANCE_PROD, proxy_id=PROXY_SWITCHABLE, body=body)
+
+    _wait_for_job(sdk, client, client.update_proxy_session_consistence(request).job_id)
+
+    listed = client.show_gauss_my_sql_proxy_list(
+        sdk.ShowGaussMySqlProxyListRequest(instance_id=INSTANCE_PROD, limit=100, offset=0)
+    )
+    modes = {item.proxy.pool_id: item.proxy.consistence_mode for item in listed.proxy_list}
+    assert modes[PROXY_SWITCHABLE] == "global"
