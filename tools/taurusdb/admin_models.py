@@ -52,7 +52,9 @@ ConsistenceMode = Literal["session", "global", "eventual"]
 
 
 class ParameterSetting(BaseModel):
-    """One parameter to set, as UpdateProxyNewConfigurations takes it (elem_type comes from the current list)."""
+    """A parameter and its new value."""
+
+    # UpdateProxyNewConfigurations also takes elem_type: the tool sends the one TaurusDB lists for the name.
 
     model_config = ConfigDict(extra="forbid")
     name: ParameterName
