@@ -10,9 +10,9 @@ cannot be read at all (a required field missing or null, a list where an object 
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 
@@ -23,15 +23,27 @@ M = TypeVar("M", bound=BaseModel)
 
 class ProviderBody(BaseModel):
     model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+    # The keys (names and aliases) of the fields with a default: a null there is dropped, so the default applies.
+    null_defaults: ClassVar[frozenset[str]] = frozenset()
 
-    @field_validator("*", mode="before")
     @classmethod
-    def _null_means_default(cls, value: object, info: ValidationInfo) -> object:
-        if value is None and info.field_name is not None:
-            spec = cls.model_fields[info.field_name]
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        keys: set[str] = set()
+        for name, spec in cls.model_fields.items():
             if not spec.is_required():
-                return spec.get_default(call_default_factory=True)
-        return value
+                keys.add(name)
+                keys.update(a for a in (spec.alias, spec.validation_alias) if isinstance(a, str))
+        cls.null_defaults = frozenset(keys)
+
+    # One check per object rather than a validator per field: a read validates hundreds of fields (issue 23).
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_default(cls, data: object) -> object:
+        if isinstance(data, dict) and None in data.values():
+            defaults = cls.null_defaults
+            return {k: v for k, v in data.items() if v is not None or k not in defaults}
+        return data
 
 
 def body_error(provider: str, label: str, what: str, detail: str, hint: str) -> PoolpilotError:

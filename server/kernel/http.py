@@ -21,6 +21,11 @@ from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
 __all__ = ["ProviderErrorParts", "RetryPolicy", "Upstream", "code_for_status", "unreachable_hint"]
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+# Request URLs built and checked once, then reused: httpx2's build_request parses and merges the URL on every
+# call (about three quarters of its cost, issue 23). Paths carry ids and names, so the cache is bounded.
+_URL_CACHE_SIZE = 512
+
+Params = list[tuple[str, str | int | float | bool | None]]
 
 
 @dataclass(frozen=True)
@@ -121,6 +126,7 @@ class Upstream:
         self._clock = clock
         self._pace_s = 0.0
         self.requests_sent = 0
+        self._urls: dict[tuple[str, tuple[tuple[str, str | int | float | bool | None], ...]], httpx2.URL] = {}
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -130,7 +136,7 @@ class Upstream:
         method: str,
         path: str,
         *,
-        params: list[tuple[str, str | int | float | bool | None]] | None = None,
+        params: Params | None = None,
         json_body: object | None = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
@@ -155,7 +161,7 @@ class Upstream:
         self,
         method: str,
         path: str,
-        params: list[tuple[str, str | int | float | bool | None]] | None,
+        params: Params | None,
         json_body: object | None,
         content: bytes | None,
         headers: Mapping[str, str] | None,
@@ -168,10 +174,7 @@ class Upstream:
             attempt += 1
             if attempt == 1 and self._pace_s:
                 await self._sleep(self._pace_s)  # before a retry, the backoff already covers the pace
-            request = self.client.build_request(
-                method, path, params=params, json=json_body, content=content, headers=headers
-            )
-            _check_verbatim(path, request)
+            request = self._build(method, path, params, json_body, content, headers)
             if self._prepare is not None:
                 self._prepare(request)
             try:
@@ -203,6 +206,36 @@ class Upstream:
             if retryable and await self._backoff(attempt, retry_after, deadline):
                 continue
             raise PoolpilotError(self.describe(response))
+
+    def _build(
+        self,
+        method: str,
+        path: str,
+        params: Params | None,
+        json_body: object | None,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+    ) -> httpx2.Request:
+        """The request httpx2's `build_request` would build. A body-less request to a URL built before reuses that
+        URL (already checked verbatim); the rest, and a client holding cookies, take the library's own path."""
+        client = self.client
+        key = (path, tuple(params) if params else ())
+        url = self._urls.get(key)
+        if url is None or json_body is not None or content is not None or client.cookies:
+            request = client.build_request(
+                method, path, params=params, json=json_body, content=content, headers=headers
+            )
+            _check_verbatim(path, request)
+            if url is None:
+                if len(self._urls) >= _URL_CACHE_SIZE:
+                    self._urls.clear()
+                self._urls[key] = request.url
+            return request
+        merged = client.headers
+        if headers:
+            merged = httpx2.Headers(merged)
+            merged.update(headers)
+        return httpx2.Request(method, url, headers=merged, extensions={"timeout": client.timeout.as_dict()})
 
     async def _backoff(self, attempt: int, retry_after: float | None, deadline: float) -> bool:
         """Sleep before attempt `attempt + 1`; False (no sleep) when attempts or the time budget are used up."""

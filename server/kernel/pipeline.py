@@ -117,7 +117,9 @@ class PoolpilotServer(MCPServer[AppState]):
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         spec = self.specs.get(name)
-        if spec is not None and not self.state.toolsets.visible(name, connection_of(context)):
+        toolsets = self.state.toolsets
+        # Only a tool of a run-time toolset depends on the session (reading it costs a third of a read's own time).
+        if spec is not None and name in toolsets.dynamic and not toolsets.visible(name, connection_of(context)):
             spec = None
         if spec is not None and spec.safety is Safety.READ:
             return await self._read(name, arguments, context)  # no guard, no audit, one serialisation

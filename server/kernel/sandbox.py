@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
+from poolpilot.server.kernel.inprocess import InProcessTransport
 from poolpilot.server.kernel.text import quote
 
 if TYPE_CHECKING:
@@ -247,7 +248,7 @@ class Sandbox:
 
     def transport(self) -> httpx2.AsyncBaseTransport:
         """In-process transport: the same client code path as live, minus the network."""
-        return httpx2.ASGITransport(app=self)
+        return InProcessTransport(self)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -284,13 +285,13 @@ class Sandbox:
             return provider.error(failure.status, retry_after=retry_after)
         if failure is not None and failure.kind == "timeout":
             # No answer in time. Over a socket the client's read timeout fires long before this sleep ends; in
-            # process (ASGITransport has no timeouts) and on a test's manual clock it ends at once, so end it
+            # process (no timeouts there) and on a test's manual clock it ends at once, so end it
             # the way the client would see it: a read timeout, not an answer (a 504 would be an answer).
             await self._held()
             raise httpx2.ReadTimeout("sandbox fault: no answer in time")
         if failure is not None and failure.kind == "drop":
             # Start a response, then break it off: over a socket the client sees an incomplete message; in
-            # process, ASGITransport re-raises this as the same transport error.
+            # process, the transport re-raises this same transport error.
             await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"100")]})
             await send({"type": "http.response.body", "body": b"{", "more_body": True})
             raise httpx2.RemoteProtocolError("sandbox fault: connection dropped")

@@ -8,6 +8,7 @@ import httpx2
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from poolpilot.server.kernel.inprocess import InProcessTransport
 from poolpilot.tools.digitalocean.sandbox import DigitalOceanSandbox
 
 TOKEN = "dop_v1_sandbox"
@@ -34,5 +35,5 @@ def client_for(sandbox: DigitalOceanSandbox, token: str | None = TOKEN) -> httpx
     headers = {"Accept": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
-    transport = httpx2.ASGITransport(app=SandboxApp(sandbox))
+    transport = InProcessTransport(SandboxApp(sandbox))
     return httpx2.AsyncClient(transport=transport, base_url="http://sandbox", headers=headers)

@@ -16,6 +16,7 @@ import pytest
 
 from poolpilot.server.kernel.config import Settings
 from poolpilot.server.kernel.errors import PoolpilotError
+from poolpilot.server.kernel.inprocess import InProcessTransport
 from poolpilot.server.kernel.redact import Redactor
 from poolpilot.server.kernel.sandbox import FaultPlan
 from poolpilot.server.kernel.state import OpenContext
@@ -58,7 +59,7 @@ class ContractSandbox(Sandbox):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.contract = ContractTransport(httpx2.ASGITransport(app=self))
+        self.contract = ContractTransport(InProcessTransport(self))
 
     def transport(self) -> httpx2.AsyncBaseTransport:
         return self.contract

@@ -17,6 +17,7 @@ import httpx2
 from mcp import Client
 from mcp_types import CallToolResult
 
+from poolpilot.server.kernel.inprocess import InProcessTransport
 from poolpilot.server.kernel.sandbox import Fault, FaultPlan
 from tests.support import ManualClock, Sandbox, error_model, make_app, ok_data, open_client
 
@@ -36,7 +37,7 @@ class WiredSandbox(Sandbox):
         self.slow_answers: set[tuple[str, str]] = set()
 
     def transport(self) -> httpx2.AsyncBaseTransport:
-        inner = httpx2.ASGITransport(app=self)
+        inner = InProcessTransport(self)
 
         async def handle(request: httpx2.Request) -> httpx2.Response:
             self.wire.append((request.method, request.url.path))

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
+import anyio
 import httpx2
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
 from poolpilot.server.kernel.http import ProviderErrorParts, RetryPolicy, Upstream
@@ -176,3 +181,73 @@ async def test_a_path_the_url_library_would_rewrite_is_never_sent(path: str) -> 
     assert caught.value.info.code == "validation_error" and sent == [] and up.requests_sent == 0
     assert (await up.request("DELETE", "/v2/databases/c/dbs/%2E", idempotent=True, ok=(204,))).status_code == 204
     assert sent == ["/v2/databases/c/dbs/."]  # percent-encoded, the dot is data: sent as built
+
+
+async def test_a_refused_path_is_refused_again_not_remembered() -> None:
+    sent: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request.url.path)
+        return httpx2.Response(200)
+
+    up = _upstream(httpx2.MockTransport(handler), ManualClock())
+    for _ in range(2):
+        with pytest.raises(PoolpilotError):
+            await up.request("GET", "/v2/databases/c/dbs/..")
+    assert sent == [] and up.requests_sent == 0
+
+
+_SEGMENT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    segments=st.lists(_SEGMENT, min_size=1, max_size=3),
+    params=st.lists(st.tuples(st.sampled_from(["tag_name", "page", "q"]), _SEGMENT | st.integers()), max_size=2),
+    extra=st.dictionaries(st.sampled_from(["X-Trace", "Accept"]), st.from_regex(r"[a-z0-9/]{1,8}", fullmatch=True)),
+)
+def test_a_repeated_request_goes_out_exactly_as_httpx2_builds_it(
+    segments: list[str], params: list[tuple[str, str | int]], extra: dict[str, str]
+) -> None:
+    """Reads reuse the URL built for the same path and query (issue 23): what goes on the wire must not change."""
+    sent: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        return httpx2.Response(200)
+
+    client = httpx2.AsyncClient(
+        transport=httpx2.MockTransport(handler), base_url="http://x/api", headers={"Authorization": "Bearer t"}
+    )
+    up = Upstream(provider="p", backend="live", client=client, parse_error=_parse, hint=_hint)
+    path = "/v2/" + "/".join(quote(s, safe="") for s in segments)
+    query: list[tuple[str, str | int | float | bool | None]] = list(params)
+
+    async def run() -> None:
+        await up.request("GET", path, params=query)
+        await up.request("GET", path, params=query, headers=extra)
+        await up.request("GET", path, params=query)
+        await up.request("GET", path)  # the same path without the query is another URL
+
+    anyio.run(run)
+    plain = client.build_request("GET", path, params=query)
+    with_extra = client.build_request("GET", path, params=query, headers=extra)
+    bare = client.build_request("GET", path)
+    for request, expected in zip(sent, [plain, with_extra, plain, bare], strict=True):
+        assert str(request.url) == str(expected.url) and request.url.raw_path == expected.url.raw_path
+        assert request.headers.raw == expected.headers.raw
+        assert request.extensions == expected.extensions
+        assert request.content == b""
+
+
+async def test_cookies_the_provider_set_still_go_back_on_repeated_reads() -> None:
+    cookies: list[str | None] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        cookies.append(request.headers.get("cookie"))
+        return httpx2.Response(200, headers={"set-cookie": "lb=node-2; Path=/"})
+
+    up = _upstream(httpx2.MockTransport(handler), ManualClock())
+    for _ in range(3):
+        await up.request("GET", "/a")
+    assert cookies == [None, "lb=node-2", "lb=node-2"]

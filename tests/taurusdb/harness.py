@@ -12,6 +12,7 @@ from typing import Any
 import httpx2
 from mcp_types import CallToolResult
 
+from poolpilot.server.kernel.inprocess import InProcessTransport
 from poolpilot.tools.taurusdb.sandbox import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
@@ -51,7 +52,7 @@ class WireSandbox(Sandbox):
         self._rewrite = rewrite
 
     def transport(self) -> httpx2.AsyncBaseTransport:
-        inner = httpx2.ASGITransport(app=self)
+        inner = InProcessTransport(self)
 
         async def handle(request: httpx2.Request) -> httpx2.Response:
             self.wire.append(request)

@@ -16,6 +16,7 @@ import yaml
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from poolpilot.server.kernel.inprocess import InProcessTransport
 from poolpilot.tools.taurusdb.sandbox import (
     INSTANCE_ANALYTICS,
     INSTANCE_PROD,
@@ -65,7 +66,7 @@ class _App:
 
 
 def _client(sandbox: TaurusDBSandbox, host: str = HOST) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=_App(sandbox)), base_url=f"http://{host}")
+    return httpx2.AsyncClient(transport=InProcessTransport(_App(sandbox)), base_url=f"http://{host}")
 
 
 async def _signed(
