@@ -18,12 +18,16 @@ import httpx2
 
 from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
 
-__all__ = ["ProviderErrorParts", "RetryPolicy", "Upstream", "code_for_status", "unreachable_hint"]
+__all__ = ["UPSTREAM_LIMITS", "ProviderErrorParts", "RetryPolicy", "Upstream", "code_for_status", "unreachable_hint"]
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 # Request URLs built and checked once, then reused: httpx2's build_request parses and merges the URL on every
 # call (about three quarters of its cost, issue 23). Paths carry ids and names, so the cache is bounded.
 _URL_CACHE_SIZE = 512
+
+# Keep as many connections alive as may be open: httpx2 keeps 20 of its 100, so a burst of concurrent reads (an agent
+# fanning out, pools_overview) would close and reopen 80 connections every time (issue 23).
+UPSTREAM_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=100)
 
 Params = list[tuple[str, str | int | float | bool | None]]
 

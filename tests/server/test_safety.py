@@ -45,9 +45,10 @@ async def test_tools_list_carries_annotations_output_schemas_and_short_descripti
     classes = {s.name: s.safety for s in _all_specs()}
     assert tools
     for tool in tools:
-        assert tool.annotations is not None and tool.annotations.read_only_hint is not None
-        assert tool.annotations.read_only_hint is (classes[tool.name] is Safety.READ)
-        # Defaults (open world, not idempotent) are left out; a read states no destructive hint (issue 23).
+        assert tool.annotations is not None
+        # Defaults (not read-only, open world, not idempotent) are left out; a read states no destructive hint, and
+        # every other tool states one, so each tool says which it is (issue 23).
+        assert tool.annotations.read_only_hint is (True if classes[tool.name] is Safety.READ else None), tool.name
         expected = None if classes[tool.name] is Safety.READ else classes[tool.name] is Safety.DESTRUCTIVE
         assert tool.annotations.destructive_hint is expected, tool.name
         assert tool.annotations.open_world_hint is None and tool.annotations.idempotent_hint is None, tool.name

@@ -25,7 +25,7 @@ import httpx2
 from pydantic import BaseModel
 
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
-from poolpilot.server.kernel.http import Upstream
+from poolpilot.server.kernel.http import UPSTREAM_LIMITS, Upstream
 from poolpilot.server.kernel.state import OpenContext
 from poolpilot.server.kernel.text import quote, shown
 from poolpilot.tools.digitalocean.errors import hinter, listed, member, next_page, parse_error, read_body
@@ -382,7 +382,9 @@ async def open_client(ctx: OpenContext) -> DigitalOceanClient:
     headers = {"Accept": "application/json", "User-Agent": "poolpilot"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    client = httpx2.AsyncClient(base_url=base_url, headers=headers, timeout=timeout, transport=transport)
+    client = httpx2.AsyncClient(
+        base_url=base_url, headers=headers, timeout=timeout, transport=transport, limits=UPSTREAM_LIMITS
+    )
     upstream = Upstream(
         provider=PROVIDER,
         backend=backend,

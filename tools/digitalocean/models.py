@@ -87,7 +87,7 @@ def _safe_segment(value: str) -> str:
 
 ClusterId = Annotated[
     str,
-    Field(description="Cluster UUID", json_schema_extra={"format": "uuid"}),
+    Field(json_schema_extra={"format": "uuid"}),  # the name and the format say it all
     AfterValidator(_cluster_id),
 ]
 PoolName = Annotated[

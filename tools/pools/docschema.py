@@ -25,7 +25,7 @@ SCHEMA_PATH = Path(__file__).with_name("desired-state.schema.json")
 
 
 def _compact(schema: dict[str, object]) -> dict[str, object]:
-    return cast(dict[str, object], compact_schema(schema))
+    return cast(dict[str, object], compact_schema(schema, keep_null=True))
 
 
 def document_schema(specs: Mapping[str, type[BaseModel]]) -> dict[str, object]:

@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx2
 
 from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
-from poolpilot.server.kernel.http import ProviderErrorParts, Upstream, unreachable_hint
+from poolpilot.server.kernel.http import UPSTREAM_LIMITS, ProviderErrorParts, Upstream, unreachable_hint
 from poolpilot.server.kernel.state import OpenContext
 from poolpilot.tools.taurusdb.models import PROJECT_ID_PATTERN, ApiInstance, ApiJob, ApiProxyEntry, PoolType, read_body
 from poolpilot.tools.taurusdb.regions import REGIONS, endpoint_for
@@ -381,6 +381,7 @@ async def open_client(ctx: OpenContext) -> TaurusDBClient:
         base_url=base_url or SANDBOX_BASE_URL,
         transport=transport,
         timeout=httpx2.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s),
+        limits=UPSTREAM_LIMITS,
     )
     upstream = Upstream(
         provider=PROVIDER,

@@ -42,10 +42,9 @@ M = TypeVar("M", bound=BaseModel)
 
 PROJECT_ID_PATTERN = r"^[A-Za-z0-9]{32}$"
 ProjectId = Annotated[str, Field(pattern=PROJECT_ID_PATTERN, description="Project id, 32 letters/digits")]
-InstanceId = Annotated[
-    str, Field(pattern=r"^[A-Za-z0-9]{32}in07$", description="Instance id: 36 letters/digits ending in07")
-]
-ProxyId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{32}po01$", description="Proxy id: 36 letters/digits ending po01")]
+# The pattern says what the id looks like; a description restating it would cost bytes in every tools/list.
+InstanceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{32}in07$")]
+ProxyId = Annotated[str, Field(pattern=r"^[A-Za-z0-9]{32}po01$")]
 # Job ids are UUIDs in every example, but the reference only says "string": accept what is safe in a query.
 JobId = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$", description="job_id returned by the pool-type switch")]
 PoolType = Literal["CLOSED", "SESSION"]
