@@ -44,6 +44,7 @@ def _sandbox(options: SandboxOptions) -> FakeProvider:
         rate_limit_per_hour=options.take("do_rate_limit_per_hour", 5000),
         password=options.password,
         enforce_budget=options.take("do_enforce_budget", True),
+        resize_seconds=options.take("do_resize_seconds", 60.0),
     )
 
 
@@ -97,7 +98,26 @@ FACE = Provider(
                 "digitalocean_delete_database",
             ),
         ),
-        Toolset("digitalocean_users", "DigitalOcean: the database users of a cluster.", ("digitalocean_list_users",)),
+        Toolset(
+            "digitalocean_users",
+            "DigitalOcean: list, get, create and delete the database users of a cluster.",
+            (
+                "digitalocean_list_users",
+                "digitalocean_get_user",
+                "digitalocean_create_user",
+                "digitalocean_delete_user",
+            ),
+        ),
+        Toolset(
+            "digitalocean_cluster",
+            "DigitalOcean: a cluster's PgBouncer settings and max_connections, size options and resize.",
+            (
+                "digitalocean_get_cluster_config",
+                "digitalocean_update_cluster_config",
+                "digitalocean_list_cluster_options",
+                "digitalocean_resize_cluster",
+            ),
+        ),
     ),
     env=(
         EnvVar("DIGITALOCEAN_TOKEN", secret=True, description="DigitalOcean API token"),

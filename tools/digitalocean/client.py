@@ -262,7 +262,7 @@ class DigitalOceanClient:
     ) -> Created[M]:
         """POST once; after an uncertain failure, read the object back by name and report what is true."""
         kind, cluster_id, name = key
-        root, collection = ("db", "dbs") if kind == "db" else ("pool", "pools")
+        root, collection = {"db": ("db", "dbs"), "user": ("user", "users")}.get(kind, ("pool", "pools"))
         path = self._cluster_path(cluster_id, collection)
         what = f"{'database' if kind == 'db' else kind} {quote(name)}"
 

@@ -53,6 +53,7 @@ __all__ = [
     "PoolMode",
     "PoolName",
     "PoolRow",
+    "TagName",
     "UserList",
     "UserName",
     "UserRow",
@@ -100,6 +101,8 @@ UserName = Annotated[
     str, Field(min_length=1, max_length=63, description="Database user"), AfterValidator(_safe_segment)
 ]
 PoolMode = Literal["session", "transaction", "statement"]
+# DigitalOcean tags: letters, digits, ":", "-", "_", at most 255 (tags API); it goes into a query string.
+TagName = Annotated[str, Field(pattern=r"^[A-Za-z0-9:_-]{1,255}$")]
 Engine = Literal["pg", "mysql", "redis", "valkey", "mongodb", "kafka", "opensearch", "advanced_pg", "advanced_mysql"]
 PageSize = Annotated[int, Field(strict=True, ge=1, le=100, description="Rows per page")]
 Cursor = Annotated[str | None, Field(pattern=r"^[0-9]{1,6}$", description="next_cursor of the previous page")]
@@ -127,6 +130,7 @@ class ApiUser(_Api):
     name: str
     role: str | None = None
     password: str = ""
+    settings: dict[str, object] | None = None  # PostgreSQL: pg_allow_replication
 
 
 class ApiCluster(_Api):

@@ -20,6 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from poolpilot.server.kernel.shapes import Shape
+from poolpilot.tools.digitalocean.sandbox_cluster import OPERATIONS as _CLUSTER_OPERATIONS
+from poolpilot.tools.digitalocean.sandbox_cluster import ApiError as _ApiError
+from poolpilot.tools.digitalocean.sandbox_cluster import ClusterSide
 from poolpilot.tools.digitalocean.sandbox_seed import POOL_MODES, Cluster, Pool, seed_clusters
 
 __all__ = ["DigitalOceanSandbox"]
@@ -39,6 +42,7 @@ _OPERATIONS: dict[tuple[str, str], str] = {
     ("DELETE", "{id}/pools/{name}"): "databases_delete_connectionPool",
     ("GET", "{id}/users"): "databases_list_users",
     ("GET", "{id}/users/{name}"): "databases_get_user",
+    **_CLUSTER_OPERATIONS,  # users, config, resize, options: sandbox_cluster.py
 }
 
 _POOL_READS = ("databases_list_connectionPools", "databases_get_connectionPool")
@@ -55,13 +59,6 @@ _ERROR_IDS = {
     503: ("service_unavailable", "The service is temporarily unavailable."),
     504: ("gateway_timeout", "The upstream server timed out."),
 }
-
-
-class _ApiError(Exception):
-    def __init__(self, status: int, message: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 class _Verdict(NamedTuple):
@@ -119,6 +116,8 @@ def _route(method: str, segments: list[str]) -> tuple[str, list[str]] | None:
     if len(segs) < 2 or segs[0] != DigitalOceanSandbox.prefix or segs[1] != "databases":
         return None
     rest = segs[2:]
+    if rest == ["options"]:  # the one fixed word where a cluster id goes; a UUID never spells it
+        return ("databases_list_options", []) if method.upper() == "GET" else None
     if len(rest) > 3 or (len(rest) > 1 and "/" in rest[1]):
         return None  # a decoded "/" belongs in a name, never in a collection
     # /v2/databases[/{id}[/<collection>[/{name}]]]: only the collection word is matched literally.
@@ -184,6 +183,7 @@ class DigitalOceanSandbox:
         password: str = "sbx",
         shape: Shape | None = None,
         enforce_budget: bool = True,
+        resize_seconds: float = 60.0,
     ) -> None:
         self._require_token = require_token
         # A shape variant of the success bodies (server/kernel/shapes.py); None: the seeds' shapes, unchanged.
@@ -192,6 +192,7 @@ class DigitalOceanSandbox:
         self._enforce_budget = enforce_budget
         self._password = password
         self._window = _RateWindow(clock, rate_limit_per_minute, rate_limit_per_hour)
+        self._side = ClusterSide(clock, resize_seconds)
         self._last_key = ""
         self.clusters: dict[str, Cluster] = seed_clusters(password)
         # (method, operationId or None) of every request handled, so tests can assert what was sent.
@@ -201,6 +202,7 @@ class DigitalOceanSandbox:
         """Back to the seeded state; forgets rate-limit history and recorded calls."""
         self.clusters = seed_clusters(self._password)
         self._window.clear()
+        self._side.reset()
         self._last_key = ""
         self.calls.clear()
 
@@ -256,7 +258,8 @@ class DigitalOceanSandbox:
         op, params = op_found
         raw = await request.body()
         try:
-            body = self._parse(raw) if request.method.upper() in ("POST", "PUT") else {}
+            body = self._parse(raw) if request.method.upper() in ("POST", "PUT", "PATCH") else {}
+            self._side.settle(self.clusters)
             status, payload = self._dispatch(op, params, body, request.query_params.get("tag_name"))
         except _ApiError as exc:
             return self._error(exc.status, exc.message, verdict.headers, None)
@@ -318,7 +321,11 @@ class DigitalOceanSandbox:
         if op == "databases_list_clusters":
             found = [c.to_json() for c in self.clusters.values() if tag is None or tag in c.tags]
             return 200, {"databases": found}
+        if op == "databases_list_options":
+            return 200, self._side.options()
         cluster_id, name = params[0], params[1] if len(params) > 1 else ""
+        if op in _CLUSTER_OPERATIONS.values():
+            return self._side.dispatch(op, self._cluster(cluster_id), name, body)
         if op == "databases_get_cluster":
             return 200, {"database": self._cluster(cluster_id).to_json()}
         if op in ("databases_list", "databases_add", "databases_get", "databases_delete"):

@@ -71,11 +71,14 @@ class User:
     password: str
     role: str = "normal"
     mysql_auth_plugin: str | None = None
+    pg_allow_replication: bool | None = None
 
     def to_json(self) -> dict[str, object]:
         body: dict[str, object] = {"name": self.name, "role": self.role, "password": self.password}
         if self.mysql_auth_plugin is not None:
             body["mysql_settings"] = {"auth_plugin": self.mysql_auth_plugin}
+        if self.pg_allow_replication is not None:
+            body["settings"] = {"pg_allow_replication": self.pg_allow_replication}
         return body
 
 

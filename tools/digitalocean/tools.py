@@ -17,7 +17,7 @@ from poolpilot.server.kernel.guard import Safety
 from poolpilot.server.kernel.state import ToolSpec
 from poolpilot.server.kernel.tooldef import specs, tool
 from poolpilot.tools.digitalocean import budget as budgets
-from poolpilot.tools.digitalocean import changes
+from poolpilot.tools.digitalocean import changes, cluster_tools, user_tools
 from poolpilot.tools.digitalocean.lookups import (
     allow_secrets,
     both,
@@ -44,6 +44,7 @@ from poolpilot.tools.digitalocean.models import (
     Pool,
     PoolList,
     PoolName,
+    TagName,
     UserList,
     UserRow,
     connection_from,
@@ -61,10 +62,11 @@ async def digitalocean_list_clusters(
     engine: Annotated[Engine | None, Field(description="Only this engine")] = None,
     page_size: PageSize = 20,
     cursor: Cursor = None,
+    tag_name: Annotated[TagName | None, Field(description="Only clusters with this tag")] = None,
 ) -> ClusterList:
     """List database clusters as compact rows (id, name, engine, size, RAM); pools need engine pg."""
     do = client(ctx)
-    clusters = [c for c in await do.list_clusters() if engine is None or c.engine == engine]
+    clusters = [c for c in await do.list_clusters(tag_name) if engine is None or c.engine == engine]
     rows, next_cursor = page(clusters, page_size, cursor)
     return ClusterList(
         backend=do.backend,
@@ -211,4 +213,11 @@ SPECS: tuple[ToolSpec, ...] = specs(
     changes.digitalocean_create_database,
     changes.digitalocean_delete_database,
     digitalocean_list_users,
+    user_tools.digitalocean_get_user,
+    user_tools.digitalocean_create_user,
+    user_tools.digitalocean_delete_user,
+    cluster_tools.digitalocean_get_cluster_config,
+    cluster_tools.digitalocean_update_cluster_config,
+    cluster_tools.digitalocean_list_cluster_options,
+    cluster_tools.digitalocean_resize_cluster,
 )
