@@ -236,3 +236,45 @@ def test_pydo_applied_500_on_create_meets_422_on_retry_and_leaves_one_pool(serve
     mark = len(wire.seen)
     client.databases.add_connection_pool(PG_MAIN_ID, {"name": "compat_after", **POOL}, **CALL)
     assert [s for _, _, s in wire.since(mark)] == [201]
+
+
+def test_pydo_user_config_resize_options_and_tag_filter_answer_their_documented_statuses(serve: Serve) -> None:
+    sandbox = Sandbox(do_require_token=TOKEN, do_resize_seconds=0)
+    wire = Wire()
+    d, pg = _client(serve(sandbox), wire).databases, PG_MAIN_ID
+    base = f"/v2/databases/{pg}"
+
+    added = d.add_user(pg, {"name": WEIRD, "settings": {"pg_allow_replication": True}}, **CALL)["user"]
+    assert added["name"] == WEIRD and added["password"] and added["settings"] == {"pg_allow_replication": True}
+    assert d.get_user(pg, WEIRD, **CALL)["user"]["password"] == added["password"]
+    assert d.delete_user(pg, WEIRD, **CALL) is None
+    assert d.get_user(pg, WEIRD, **CALL)["id"] == "not_found"  # pydo returns the 404 body
+    config = d.get_config(pg, **CALL)["config"]
+    assert config["pgbouncer"]["server_lifetime"] == 3600 and config["max_connections"] == 100
+    assert d.patch_config(pg, {"config": {"pgbouncer": {"min_pool_size": 3}}}, **CALL) is None
+    assert d.get_config(pg, **CALL)["config"]["pgbouncer"]["min_pool_size"] == 3
+    pg_options = d.list_options(**CALL)["options"]["pg"]
+    assert "db-s-4vcpu-8gb" in next(lay["sizes"] for lay in pg_options["layouts"] if lay["num_nodes"] == 2)
+    assert d.update_cluster_size(pg, {"size": "db-s-4vcpu-8gb", "num_nodes": 2}, **CALL) is None
+    assert d.get_cluster(pg, **CALL)["database"]["size"] == "db-s-4vcpu-8gb"  # resize_seconds=0: done at once
+    assert [c["name"] for c in d.list_clusters(tag_name="production", **CALL)["databases"]] == ["pg-main"]
+
+    with pytest.raises(HttpResponseError) as raised:
+        d.add_user(pg, {"name": "app"}, **CALL)
+    assert raised.value.status_code == 422 and _body(raised.value)["id"] == "unprocessable_entity"
+
+    user_path = f"{base}/users/{WEIRD_ON_WIRE}"
+    assert wire.since(0) == [  # exactly one request each: nothing was retried
+        ("POST", f"{base}/users", 201),
+        ("GET", user_path, 200),
+        ("DELETE", user_path, 204),
+        ("GET", user_path, 404),
+        ("GET", f"{base}/config", 200),
+        ("PATCH", f"{base}/config", 200),
+        ("GET", f"{base}/config", 200),
+        ("GET", "/v2/databases/options", 200),
+        ("PUT", f"{base}/resize", 202),
+        ("GET", base, 200),
+        ("GET", "/v2/databases", 200),
+        ("POST", f"{base}/users", 422),
+    ]

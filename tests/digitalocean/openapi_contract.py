@@ -55,6 +55,13 @@ def _to_json_schema(node: object, strict: bool) -> object:
         return [_to_json_schema(item, strict) for item in node]
     if not isinstance(node, dict):
         return node
+    parts = node.get("allOf")
+    if strict and isinstance(parts, list) and all(isinstance(p, dict) and "properties" in p for p in parts):
+        # One object split over allOf (options.yml): strict per member would refuse the other members' keys.
+        merged: dict[str, object] = {"type": "object", "properties": {}}
+        for part in parts:
+            merged["properties"].update(part["properties"])  # type: ignore[attr-defined]
+        node = {**{k: v for k, v in node.items() if k != "allOf"}, **merged}
     out = {key: _to_json_schema(value, strict) for key, value in node.items() if key != "example"}
     if out.pop("nullable", False) is True and isinstance(out.get("type"), str):
         out["type"] = [out["type"], "null"]
@@ -80,6 +87,9 @@ def find_operation(method: str, path_or_id: str) -> tuple[str, dict[str, object]
     if path_or_id in ops:
         return path_or_id, ops[path_or_id][2]
     path = path_or_id.split("?")[0]
+    for op_id, (op_method, template, op) in ops.items():
+        if op_method == method.upper() and path == template:  # /v2/databases/options before /{uuid}
+            return op_id, op
     for op_id, (op_method, template, op) in ops.items():
         if op_method != method.upper():
             continue
