@@ -62,6 +62,9 @@ class OverviewRow(BaseModel):
     max_wait_s: float | None = None
     saturation: str | None = None
     server_limit: int | None = Field(default=None, description="the server-side connection limit when set")
+    # For the provider's own rules, never in a result: the sizes the location could be resized to, smallest
+    # first ([]: none larger; None: unknown, e.g. the provider's size list could not be read).
+    larger_sizes: list[str] | None = Field(default=None, exclude=True)
 
 
 class ProviderFailure(BaseModel):

@@ -7,7 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from poolpilot.server.kernel.errors import PoolpilotError
+from poolpilot.server.kernel.fleet import Budget, Finding, Overview, OverviewRow, Thresholds
 from poolpilot.tools.digitalocean.budget import available, budget, check_budget, largest_fitting_size, ram_gb_from_slug
+from poolpilot.tools.digitalocean.fleet import do_budget
 
 
 @pytest.mark.parametrize(
@@ -68,3 +70,30 @@ def test_budget_accepts_exactly_what_fits(ram: int, sizes: list[int], wanted: in
         assert f"the {left} connections left" in exc.info.message
     else:
         assert fits
+
+
+def _full(larger: list[str] | None) -> list[Finding]:
+    budget = Budget(max=22, allocated=21, available=1)
+    row = OverviewRow(
+        provider="digitalocean",
+        location="c1",
+        pool="web",
+        size=21,
+        backend="sandbox",
+        budget=budget,
+        larger_sizes=larger,
+    )
+    return do_budget(Overview(rows=[row]), Thresholds())
+
+
+def test_budget_rule_suggests_the_smallest_larger_size_that_fits_else_says_why_not() -> None:
+    (resize,) = _full(["db-s-1vcpu-2gb", "db-s-2vcpu-4gb"])
+    assert resize.suggested_call is not None and resize.suggested_call.tool == "digitalocean_resize_cluster"
+    assert resize.suggested_call.arguments == {"cluster_id": "c1", "size": "db-s-1vcpu-2gb"}
+    (none_fits,) = _full([])
+    assert none_fits.suggested_call is not None and none_fits.suggested_call.tool == "digitalocean_update_pool"
+    assert "No larger size" in none_fits.explanation
+    (unknown,) = _full(None)
+    assert "could not be read" in unknown.explanation and unknown.suggested_call is not None
+    row = OverviewRow(provider="digitalocean", location="c1", pool="web", backend="sandbox", larger_sizes=["x"])
+    assert "larger_sizes" not in row.model_dump_json()  # for the rules only, never in a result

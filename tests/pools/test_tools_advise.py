@@ -74,10 +74,12 @@ async def test_pools_advise_budget_finding_is_cleared_by_its_confirmed_suggested
 ) -> None:
     app, sandbox, _ = make_app(audit_path)
     sandbox.digitalocean.clusters[PG_SMALL_ID].pools["api"] = Pool("api", "transaction", 10, "defaultdb", "doadmin")
+    sandbox.faults.add("403@databases_list_options")  # without the size options, the advice shrinks a pool
     async with open_client(app, mode=mode) as client:
         (finding,) = (await _advise(client, provider="digitalocean"))["findings"]
         assert (finding["rule"], finding["severity"], finding["location"]) == ("do_budget_high", "warning", PG_SMALL_ID)
         assert finding["evidence"] == {"max": 22, "allocated": 20, "share": 0.909}
+        assert "size options could not be read" in finding["explanation"]
         call = finding["suggested_call"]
         assert call["tool"] == "digitalocean_update_pool" and call["arguments"]["size"] < 10
         requests = sandbox.requests
@@ -94,21 +96,31 @@ async def test_pools_advise_budget_finding_is_cleared_by_its_confirmed_suggested
     assert after["findings"] == []
 
 
-async def test_pools_advise_overcommitted_budget_is_critical_and_one_call_clears_it(audit_path: Path) -> None:
+async def test_pools_advise_overcommitted_budget_is_critical_and_one_resize_clears_it(audit_path: Path) -> None:
     app, sandbox, _ = make_app(audit_path)
     sandbox.digitalocean.clusters[PG_SMALL_ID].pools["web"].size = 30  # set behind the API's back
     async with open_client(app) as client:
         (finding,) = (await _advise(client, provider="digitalocean"))["findings"]
         assert (finding["rule"], finding["severity"]) == ("do_budget_overcommitted", "critical")
         assert finding["evidence"]["allocated"] == 30
-        args = finding["suggested_call"]["arguments"]
-        preview = await client.call_tool("digitalocean_update_pool", args)
+        # The next size that fits: db-s-1vcpu-2gb (budget 47) holds 30 below 90 %; shrinking is the alternative.
+        call = finding["suggested_call"]
+        assert call == {
+            "tool": "digitalocean_resize_cluster",
+            "arguments": {"cluster_id": PG_SMALL_ID, "size": "db-s-1vcpu-2gb"},
+        }
+        assert "budget 47" in finding["explanation"] and 'Shrink "web"' in finding["explanation"].replace(
+            "shrink", "Shrink"
+        )
+        preview = await client.call_tool(call["tool"], call["arguments"])
         assert preview.structured_content is not None
         token = preview.structured_content["confirm_token"]
-        await client.call_tool("digitalocean_update_pool", {**args, "confirm_token": token})
+        with anyio.fail_after(5):
+            done = await client.call_tool(call["tool"], {**call["arguments"], "confirm_token": token})
+        assert done.structured_content is not None and done.structured_content["wait_outcome"] == "online"
         after = await _advise(client, provider="digitalocean")
     assert after["findings"] == []
-    assert sandbox.digitalocean.clusters[PG_SMALL_ID].pools["web"].size / 22 < 0.9
+    assert sandbox.digitalocean.clusters[PG_SMALL_ID].budget == 47
 
 
 async def test_pools_advise_large_session_pool_suggests_transaction_mode(audit_path: Path) -> None:

@@ -156,6 +156,7 @@ async def plan_update_config(
 @dataclass(frozen=True)
 class ResizeData:
     cluster: ApiCluster
+    num_nodes: int  # as asked, or the cluster's own count when not given
     budget_before: Budget
     budget_after: Budget
 
@@ -194,7 +195,7 @@ def _sizes(cluster: ApiCluster, options: ApiOptions, num_nodes: int, size: str) 
 
 
 async def plan_resize(
-    ctx: Context, cluster_id: ClusterId, size: SizeSlug, num_nodes: NumNodes, storage_size_mib: StorageMib | None
+    ctx: Context, cluster_id: ClusterId, size: SizeSlug, num_nodes: NumNodes | None, storage_size_mib: StorageMib | None
 ) -> Plan[ResizeData]:
     do = client(ctx)
     cluster_r, options_r = await both(do.get_cluster(cluster_id), clusterapi.list_options(do))
@@ -206,6 +207,7 @@ async def plan_resize(
             "cluster; nothing was sent",
             f"Wait until it is online again (digitalocean_get_cluster(cluster_id={cluster.id!r})).",
         )
+    num_nodes = num_nodes or cluster.num_nodes
     _sizes(cluster, options_r.get(), num_nodes, size)
     sizes = [p.size for p in pools]
     before = budget_of(cluster, sizes)
@@ -248,6 +250,6 @@ async def plan_resize(
     return Plan(
         preview=preview,
         fingerprint=fingerprint({**state, "allocated": before.allocated}),
-        data=ResizeData(cluster, before, after),
+        data=ResizeData(cluster, num_nodes, before, after),
         no_change=no_change,
     )

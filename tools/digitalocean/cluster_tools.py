@@ -160,8 +160,8 @@ async def digitalocean_resize_cluster(
     ctx: Context,
     cluster_id: ClusterId,
     size: SizeSlug,
-    num_nodes: NumNodes,
     g: Guarded[ResizeData],
+    num_nodes: Annotated[NumNodes | None, Field(description="Nodes (1-3); omit to keep the current count")] = None,
     storage_size_mib: StorageMib | None = None,
     wait: WaitArg = True,
     timeout_s: TimeoutArg = 900,
@@ -175,14 +175,15 @@ async def digitalocean_resize_cluster(
         "size_before": data.cluster.size,
         "num_nodes_before": data.cluster.num_nodes,
         "size": size,
-        "num_nodes": num_nodes,
+        "num_nodes": data.num_nodes,
         "budget_before": data.budget_before,
         "budget_after": data.budget_after,
     }
     if not g.decision.approved:
         return ClusterResize.model_validate(fields)
     async with g.commit() as plan:  # the lock covers the PUT, not the wait: the resize runs on DigitalOcean
-        await clusterapi.resize(do, cluster_id, size=size, num_nodes=num_nodes, storage=storage_size_mib)
+        nodes = plan.data.num_nodes
+        await clusterapi.resize(do, cluster_id, size=size, num_nodes=nodes, storage=storage_size_mib)
     fields.update(executed=True)
     name = quote(plan.data.cluster.name)
     follow = f"Follow it with digitalocean_get_cluster(cluster_id={cluster_id!r})."

@@ -2,6 +2,8 @@
 database and user still exist), and the budget, session-pool and orphan advice rules.
 
 The cluster's pools, databases and users are read together, so a cluster costs one round trip after the list.
+The size options (GET /v2/databases/options) are read beside the list, so the budget rule can suggest resizing
+to the next size that fits; when they cannot be read, the rule says so and suggests shrinking a pool instead.
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ from poolpilot.server.kernel.fleet import (
 )
 from poolpilot.server.kernel.state import ProviderClient
 from poolpilot.server.kernel.text import quote
+from poolpilot.tools.digitalocean import budget as budgets
+from poolpilot.tools.digitalocean import clusterapi
 from poolpilot.tools.digitalocean.client import DigitalOceanClient
-from poolpilot.tools.digitalocean.lookups import budget_of
+from poolpilot.tools.digitalocean.cluster_models import ApiOptions
+from poolpilot.tools.digitalocean.lookups import both, budget_of
 from poolpilot.tools.digitalocean.models import PG_ENGINES, ApiCluster, ApiDatabase, ApiPool, ApiUser
 
 __all__ = ["ADAPTER"]
@@ -44,14 +49,27 @@ async def _fill(target: list[T], call: Callable[[], Awaitable[list[T]]], errors:
 
 async def _collect(client: ProviderClient, location: str | None, sink: Sink) -> None:
     do = cast(DigitalOceanClient, client)
+    listed, options = await both(do.list_clusters(), clusterapi.list_options(do))
     # Pools are read on every PostgreSQL engine (pg, advanced_pg); the others have none.
-    clusters = [c for c in await do.list_clusters() if c.engine in PG_ENGINES and wanted(location, c.id, c.name)]
+    clusters = [c for c in listed.get() if c.engine in PG_ENGINES and wanted(location, c.id, c.name)]
+    known = options.value if options.error is None else None  # unknown sizes never fail the overview
     async with anyio.create_task_group() as group:
         for cluster in clusters:
-            group.start_soon(_do_cluster, do, cluster, sink)
+            group.start_soon(_do_cluster, do, cluster, sink, _larger_sizes(known, cluster))
 
 
-async def _do_cluster(do: DigitalOceanClient, cluster: ApiCluster, sink: Sink) -> None:
+def _larger_sizes(options: ApiOptions | None, cluster: ApiCluster) -> list[str] | None:
+    """The offered sizes (same engine and node count) with a larger pool budget, smallest budget first."""
+    if options is None:
+        return None
+    engine = options.options.get(cluster.engine)
+    offered = (engine.sizes_for(cluster.num_nodes) if engine else None) or []
+    now = budgets.budget(cluster.size)
+    larger = [(b, s) for s in offered if (b := budgets.budget(s)) is not None and (now is None or b > now)]
+    return [s for _, s in sorted(larger, key=lambda pair: pair[0])]
+
+
+async def _do_cluster(do: DigitalOceanClient, cluster: ApiCluster, sink: Sink, larger: list[str] | None) -> None:
     pools: list[ApiPool] = []
     dbs: list[ApiDatabase] = []
     users: list[ApiUser] = []
@@ -86,6 +104,7 @@ async def _do_cluster(do: DigitalOceanClient, cluster: ApiCluster, sink: Sink) -
                 user=user,
                 db_exists=None if db_names is None else pool.db in db_names,
                 user_exists=None if user_names is None or user is None else user in user_names,
+                larger_sizes=larger,
             )
         )
 
@@ -114,6 +133,20 @@ def _shrink_call(rows: list[OverviewRow], target_allocated: int) -> tuple[Sugges
     return call, f"Shrink {quote(largest.pool)} from {largest.size} to {new_size}.{partial}"
 
 
+def _resize_call(row: OverviewRow, allocated: int, t: Thresholds) -> tuple[SuggestedCall | None, str]:
+    """Resize to the smallest offered size whose budget holds today's pools below the warning share."""
+    if row.larger_sizes is None:
+        return None, "The size options could not be read (GET /v2/databases/options), so no resize is suggested."
+    for size in row.larger_sizes:
+        total = budgets.budget(size)
+        if total and allocated / total < t.budget_warn:
+            call = SuggestedCall(
+                tool="digitalocean_resize_cluster", arguments={"cluster_id": row.location, "size": size}
+            )
+            return call, f"Raise the budget: resize to {size} (budget {total}; billing follows the size)."
+    return None, "No larger size offered for this cluster would hold its pools below the warning share."
+
+
 def do_budget(overview: Overview, t: Thresholds) -> list[Finding]:
     findings = []
     for cluster_id, rows in _do_clusters(overview).items():
@@ -130,6 +163,8 @@ def do_budget(overview: Overview, t: Thresholds) -> list[Finding]:
         # Both aim just below the warning share, so applying the suggestion clears the finding in one call
         # (aiming at `max` would turn an over-commit straight into a `do_budget_high` warning).
         call, how = _shrink_call(rows, math.ceil(t.budget_warn * budget.max) - 1)
+        resize, why = _resize_call(rows[0], budget.allocated, t)
+        how = f"{why} Or, without a resize: {how[0].lower()}{how[1:]}" if resize else f"{how} {why}"
         findings.append(
             Finding(
                 rule=rule,
@@ -140,7 +175,7 @@ def do_budget(overview: Overview, t: Thresholds) -> list[Finding]:
                 evidence={"max": budget.max, "allocated": budget.allocated, "share": round(share, 3)},
                 explanation=f"Pools on {quote(rows[0].location_name or cluster_id)} allocate {budget.allocated} of "
                 f"{budget.max} backend connections ({share:.0%}). {how}",
-                suggested_call=call,
+                suggested_call=resize or call,
             )
         )
     return findings
