@@ -230,6 +230,7 @@ async def plan_resize(
     ]
     if storage_size_mib is not None:
         changes.append(Change(field="storage_size_mib", before=None, after=storage_size_mib))
+    changes = [c for c in changes if c.before != c.after]
     ram = budgets.ram_gb_from_slug(size)
     budget_text = f"{before.max} → {after.max}" if after.max is not None else "unknown (the slug carries no RAM)"
     preview = Preview(
