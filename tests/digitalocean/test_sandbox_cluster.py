@@ -158,3 +158,23 @@ async def test_options_list_each_engine_by_node_count_and_reset_forgets_changes(
     sandbox.reset()
     config = as_dict(as_dict((await call(sandbox, "GET", f"{MAIN}/config")).json())["config"])
     assert config["max_connections"] == 100 and sandbox.clusters[PG_SMALL_ID].status == "online"
+
+
+async def test_state_file_round_trip_keeps_users_config_and_a_running_resize() -> None:
+    clock = Clock()
+    first = DigitalOceanSandbox(clock=clock)
+    await call(first, "POST", f"{MAIN}/users", {"name": "svc"})
+    await call(
+        first, "PATCH", f"{MAIN}/config", {"config": {"pgbouncer": {"min_pool_size": 4}, "max_connections": 150}}
+    )
+    await call(first, "PUT", f"{SMALL}/resize", {"size": "db-s-2vcpu-4gb", "num_nodes": 1})
+    second = DigitalOceanSandbox(clock=clock)
+    second.import_state(first.export_state())
+    assert second.clusters[PG_MAIN_ID].users["svc"].password == first.clusters[PG_MAIN_ID].users["svc"].password
+    config = as_dict(as_dict((await call(second, "GET", f"{MAIN}/config")).json())["config"])
+    assert config["max_connections"] == 150 and as_dict(config["pgbouncer"])["min_pool_size"] == 4
+    assert second.clusters[PG_SMALL_ID].status == "resizing"
+    clock.now += 60
+    assert as_dict(as_dict((await call(second, "GET", SMALL)).json())["database"])["size"] == "db-s-2vcpu-4gb"
+    second.import_state({PG_MAIN_ID: {"users": "garbage", "shape": [1], "resize": ["x"]}})  # unreadable: seeds
+    assert "svc" not in second.clusters[PG_MAIN_ID].users and second.clusters[PG_SMALL_ID].status == "online"

@@ -146,3 +146,10 @@ async def test_list_clusters_filters_by_tag(tmp_path: Path) -> None:
         assert none["rows"] == [] and none["total"] == 0
         err = await s.error("digitalocean_list_clusters", tag_name="a&b=c")
         assert err["field"] == "tag_name"
+
+
+async def test_resize_of_a_mysql_cluster_has_no_pool_budget(tmp_path: Path) -> None:
+    async with session(tmp_path) as s:
+        preview = await s.ok(RESIZE, cluster_id=MYSQL_APP_ID, size="db-s-2vcpu-4gb")
+        assert [c["field"] for c in preview["preview"]["changes"]] == ["size"]
+        assert preview["budget_before"] is None and "pool budget" not in preview["preview"]["impact"]

@@ -157,8 +157,8 @@ async def plan_update_config(
 class ResizeData:
     cluster: ApiCluster
     num_nodes: int  # as asked, or the cluster's own count when not given
-    budget_before: Budget
-    budget_after: Budget
+    budget_before: Budget | None  # None: not a PostgreSQL cluster, so no pools and no pool budget
+    budget_after: Budget | None
 
 
 def _sizes(cluster: ApiCluster, options: ApiOptions, num_nodes: int, size: str) -> None:
@@ -200,7 +200,8 @@ async def plan_resize(
     do = client(ctx)
     cluster_r, options_r = await both(do.get_cluster(cluster_id), clusterapi.list_options(do))
     cluster = cluster_r.get()
-    pools = await do.list_pools(cluster_id) if cluster.engine in PG_ENGINES else []
+    pg = cluster.engine in PG_ENGINES
+    pools = await do.list_pools(cluster_id) if pg else []
     if cluster.status != "online":
         raise conflict(
             f"cluster {quote(cluster.name)} is {quote(cluster.status)}: DigitalOcean resizes only an online "
@@ -223,14 +224,14 @@ async def plan_resize(
                 field="size",
             )
         )
-    changes = [
+    candidates = [
         Change(field="size", before=cluster.size, after=size),
         Change(field="num_nodes", before=cluster.num_nodes, after=num_nodes),
-        Change(field="pool_budget", before=before.max, after=after.max),
+        Change(field="pool_budget", before=before.max, after=after.max) if pg else None,
     ]
     if storage_size_mib is not None:
-        changes.append(Change(field="storage_size_mib", before=None, after=storage_size_mib))
-    changes = [c for c in changes if c.before != c.after]
+        candidates.append(Change(field="storage_size_mib", before=None, after=storage_size_mib))
+    changes = [c for c in candidates if c is not None and c.before != c.after]
     ram = budgets.ram_gb_from_slug(size)
     budget_text = f"{before.max} → {after.max}" if after.max is not None else "unknown (the slug carries no RAM)"
     preview = Preview(
@@ -240,8 +241,8 @@ async def plan_resize(
         impact=(
             f"DigitalOcean moves {quote(cluster.name)} to {size} ({ram or '?'} GB RAM) on {num_nodes} node(s): "
             "the cluster shows 'resizing' until done (minutes to hours, with the data size), connections drop "
-            f"briefly at the switch-over, billing follows the new size; pool budget {budget_text} "
-            f"({after.allocated} allocated)."
+            "briefly at the switch-over, billing follows the new size"
+            + (f"; pool budget {budget_text} ({after.allocated} allocated)." if pg else ".")
         ),
     )
     no_change = None
@@ -251,6 +252,6 @@ async def plan_resize(
     return Plan(
         preview=preview,
         fingerprint=fingerprint({**state, "allocated": before.allocated}),
-        data=ResizeData(cluster, num_nodes, before, after),
+        data=ResizeData(cluster, num_nodes, before if pg else None, after if pg else None),
         no_change=no_change,
     )

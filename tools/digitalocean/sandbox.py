@@ -1,9 +1,9 @@
-"""A stateful fake of DigitalOcean's managed-database API: the 13 operations poolpilot uses.
+"""A stateful fake of DigitalOcean's managed-database API: the operations poolpilot uses (users, config, resize
+and size options in `sandbox_cluster.py`).
 
 It answers the way pydo and godo need (../shared/reference/CLIENTS.md): exact success codes, DO-shaped
 error bodies, integer rate-limit headers on every response and `retry-after` only on a burst-limit 429.
-Seed data and the object model are in `sandbox_seed.py`. Where no source says what DigitalOcean does,
-the choice is marked "unverified".
+Seed data and the object model are in `sandbox_seed.py`. Unsourced choices are marked "unverified".
 """
 
 from __future__ import annotations
@@ -207,15 +207,20 @@ class DigitalOceanSandbox:
         self.calls.clear()
 
     def export_state(self) -> dict[str, object]:
-        """What the API can change (databases and pools per cluster) as JSON; users and passwords stay seeded."""
+        """What the API can change, per cluster, as JSON: dbs, pools, users, size, config (sandbox_cluster.py)."""
         return {
-            cid: {"dbs": list(c.dbs), "pools": [[p.name, p.mode, p.size, p.db, p.user] for p in c.pools.values()]}
+            cid: {
+                "dbs": list(c.dbs),
+                "pools": [[p.name, p.mode, p.size, p.db, p.user] for p in c.pools.values()],
+                **self._side.export_cluster(c),
+            }
             for cid, c in self.clusters.items()
         }
 
     def import_state(self, data: object) -> None:
         """Restore what `export_state` wrote, on top of the seeds; a cluster it does not know is skipped."""
         self.clusters = seed_clusters(self._password)
+        self._side.reset()
         if not isinstance(data, dict):
             return
         for cid, saved in data.items():
@@ -225,6 +230,7 @@ class DigitalOceanSandbox:
             cluster.dbs = [str(db) for db in saved.get("dbs", [])]
             pools = [Pool(str(n), str(m), int(s), str(d), str(u)) for n, m, s, d, u in saved.get("pools", [])]
             cluster.pools = {pool.name: pool for pool in pools}
+            self._side.import_cluster(cluster, saved)
 
     def endpoint(self, method: str, segments: list[str]) -> str | None:
         """The operationId a request would reach (for fault matching); None for unknown routes."""

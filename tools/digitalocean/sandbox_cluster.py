@@ -136,6 +136,39 @@ class ClusterSide:
         self._max_connections.clear()
         self._resizes.clear()
 
+    def export_cluster(self, cluster: Cluster) -> dict[str, object]:
+        """This cluster's part of the sandbox state file (`DigitalOceanSandbox.export_state`)."""
+        resize = self._resizes.get(cluster.id)
+        return {
+            "users": [
+                [u.name, u.password, u.role, u.mysql_auth_plugin, u.pg_allow_replication]
+                for u in cluster.users.values()
+            ],
+            "shape": [cluster.size, cluster.num_nodes, cluster.status, cluster.ram_gb],
+            "pgbouncer": dict(self._pgbouncer.get(cluster.id, {})),
+            "max_connections": self._max_connections.get(cluster.id),
+            "resize": None if resize is None else [resize.done_at, resize.size, resize.num_nodes],
+        }
+
+    def import_cluster(self, cluster: Cluster, saved: dict[str, object]) -> None:
+        """Restore `export_cluster`; a part that cannot be read keeps the seeds (an older state file has none)."""
+        try:
+            users = saved.get("users")
+            if isinstance(users, list):
+                cluster.users = {str(n): User(str(n), str(p), str(r), m, b) for n, p, r, m, b in users}
+            shape = saved.get("shape")
+            if isinstance(shape, list):
+                cluster.size, cluster.num_nodes, cluster.status, cluster.ram_gb = shape
+            bouncer, max_connections, resize = saved.get("pgbouncer"), saved.get("max_connections"), saved.get("resize")
+            if isinstance(bouncer, dict) and bouncer:
+                self._pgbouncer[cluster.id] = dict(bouncer)
+            if isinstance(max_connections, int):
+                self._max_connections[cluster.id] = max_connections
+            if isinstance(resize, list):
+                self._resizes[cluster.id] = _Resize(float(resize[0]), str(resize[1]), int(resize[2]))
+        except (TypeError, ValueError):
+            return
+
     def settle(self, clusters: dict[str, Cluster]) -> None:
         """Finish the resizes whose time has come: new size and nodes, back `online`."""
         now = self._clock()
