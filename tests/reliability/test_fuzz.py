@@ -69,6 +69,13 @@ VALID: dict[str, dict[str, Any]] = {
     "digitalocean_create_database": {"cluster_id": PG_MAIN_ID, "database_name": "fresh"},
     "digitalocean_delete_database": {"cluster_id": PG_MAIN_ID, "database_name": "analytics"},
     "digitalocean_list_users": {"cluster_id": PG_MAIN_ID},
+    "digitalocean_get_user": {"cluster_id": PG_MAIN_ID, "user_name": "app"},
+    "digitalocean_create_user": {"cluster_id": PG_MAIN_ID, "user_name": "fresh"},
+    "digitalocean_delete_user": {"cluster_id": PG_MAIN_ID, "user_name": "reporter"},
+    "digitalocean_get_cluster_config": {"cluster_id": PG_MAIN_ID},
+    "digitalocean_update_cluster_config": {"cluster_id": PG_MAIN_ID, "min_pool_size": 2},
+    "digitalocean_list_cluster_options": {},
+    "digitalocean_resize_cluster": {"cluster_id": PG_MAIN_ID, "size": "db-s-4vcpu-8gb"},
     "taurusdb_list_instances": {},
     "taurusdb_list_proxies": {"instance_id": INSTANCE_PROD},
     "taurusdb_set_proxy_pool_type": {
@@ -132,7 +139,7 @@ DOT_SEGMENTS = [".", ".."]
 UNICODE = ["池", "ünï", "\u202e", "🙂", "\ufeff"]
 HUGE = [10**12, 2**63, 2**64 + 1, 10**30, -(2**63) - 1]
 
-URL_NAMES = {"pool_name", "db", "user", "database_name"}
+URL_NAMES = {"pool_name", "db", "user", "database_name", "user_name"}
 PATTERNED = {"cluster_id", "instance_id", "proxy_id", "job_id", "cursor", "plan_id", "target_version"}
 PGB_INI_NAME_TOOLS = {"pgbouncer_create_pool", "pgbouncer_update_pool", "pgbouncer_delete_pool"}
 PGB_TEXT = {"dbname", "user"}  # 1-63 bytes of UTF-8, no control characters
@@ -160,6 +167,8 @@ def _string_tricks(tool: str, field: str) -> list[str]:
         return PATH_TRICKS + CONTROLS + UNICODE  # anything but an enabled provider's name
     if field in FREE_FILTERS:
         return CONTROLS + HIDDEN
+    if provider == "digitalocean" and field in ("tag_name", "size"):
+        return PATH_TRICKS + CONTROLS + UNICODE  # a tag (query) and a size slug: fixed alphabets
     if provider == "pgbouncer" and field == "instance":
         return PATH_TRICKS + CONTROLS + HIDDEN  # anything but a configured name
     if provider == "pgbouncer" and field == "database" and tool in PGB_INI_NAME_TOOLS:
@@ -190,6 +199,8 @@ def ways(tool: str, field: str, schema: dict[str, Any]) -> list[Make]:
     """Every way this test breaks `field` (beyond leaving it out)."""
     kind = _kind(schema)
     made: list[Make] = [lambda s: [], lambda s: {"value": s}, lambda s: [s]]  # wrong JSON types
+    if kind == "array":  # a list of enum values ([] is a valid one): wrong types, and items outside the enum
+        return [lambda s: {"value": s}, lambda s: [s], lambda s: s, lambda s: True, lambda s: 1, lambda s: [[s]]]
     if kind == "string":
         made += [lambda s: 10**12, lambda s: True, lambda s: 1.5]
         if "enum" in schema:
@@ -367,6 +378,7 @@ NAMEISH = (
 PATH_WORDS = {"", "v2", "databases", "pools", "dbs", "users", "v3", "instances", "proxies", "proxy", "jobs"}
 PATH_WORDS |= {"connection-pool-type", "connection-pool", "mysql", "taurus", "job", "v3.1"}
 PATH_WORDS |= {"taurusproxy", "proxy-version", "upgrade-version", "configurations", "session-consistence"}
+PATH_WORDS |= {"config", "resize", "options"}
 
 
 def _name_fields(schema: dict[str, Any]) -> list[str]:
@@ -391,7 +403,8 @@ def check_round_trip(f: Fuzzer, tool: str, field: str, value: str) -> None:
         unknown = [seg for seg in segments if seg not in known and not (seg.isascii() and seg.isalnum())]
         assert not unknown, (tool, field, value, method, raw)
         if method in ("PUT", "DELETE"):
-            assert segments[-1] not in PATH_WORDS, (tool, value, method, raw)  # never the collection itself
+            # Never the collection itself (PUT /resize is an action on the cluster, not a collection).
+            assert segments[-1] not in PATH_WORDS - {"resize"}, (tool, value, method, raw)
         if value in segments:
             assert quote(value, safe="").encode() in raw.split(b"/"), (tool, value, raw)
 
