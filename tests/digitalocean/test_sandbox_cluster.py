@@ -3,6 +3,8 @@ documented behaviour: statuses, bodies, error ids, the resize on the injected cl
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from poolpilot.tools.digitalocean.sandbox import DigitalOceanSandbox
@@ -168,8 +170,12 @@ async def test_state_file_round_trip_keeps_users_config_and_a_running_resize() -
         first, "PATCH", f"{MAIN}/config", {"config": {"pgbouncer": {"min_pool_size": 4}, "max_connections": 150}}
     )
     await call(first, "PUT", f"{SMALL}/resize", {"size": "db-s-2vcpu-4gb", "num_nodes": 1})
+    saved = first.export_state()
+    assert "password" not in json.dumps(saved) and first.clusters[PG_MAIN_ID].users["svc"].password not in json.dumps(
+        saved
+    )
     second = DigitalOceanSandbox(clock=clock)
-    second.import_state(first.export_state())
+    second.import_state(saved)
     assert second.clusters[PG_MAIN_ID].users["svc"].password == first.clusters[PG_MAIN_ID].users["svc"].password
     config = as_dict(as_dict((await call(second, "GET", f"{MAIN}/config")).json())["config"])
     assert config["max_connections"] == 150 and as_dict(config["pgbouncer"])["min_pool_size"] == 4

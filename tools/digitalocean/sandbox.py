@@ -192,7 +192,7 @@ class DigitalOceanSandbox:
         self._enforce_budget = enforce_budget
         self._password = password
         self._window = _RateWindow(clock, rate_limit_per_minute, rate_limit_per_hour)
-        self._side = ClusterSide(clock, resize_seconds)
+        self._side = ClusterSide(clock, resize_seconds, password)
         self._last_key = ""
         self.clusters: dict[str, Cluster] = seed_clusters(password)
         # (method, operationId or None) of every request handled, so tests can assert what was sent.

@@ -11,8 +11,7 @@ with its new size and node count, and with them a new pool budget (25 × GB of R
 
 from __future__ import annotations
 
-import secrets
-import string
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,7 +57,6 @@ _INT_RANGES = {
     "autodb_idle_timeout": (0, 86400),
 }
 _STARTUP_PARAMETERS = ("extra_float_digits", "search_path")
-_PASSWORD_ALPHABET = string.ascii_lowercase + string.digits
 
 
 class ApiError(Exception):
@@ -124,14 +122,18 @@ def _check_pgbouncer(block: object) -> dict[str, object]:
 class ClusterSide:
     """State the cluster-level routes keep beside the seeded clusters: configuration overrides and resizes."""
 
-    def __init__(self, clock: Callable[[], float], resize_seconds: float) -> None:
+    def __init__(self, clock: Callable[[], float], resize_seconds: float, password: str) -> None:
         self._clock = clock
         self._resize_seconds = resize_seconds
+        self._seed = password
+        # Users created through the API, per cluster id: their passwords are derived, never stored (state file).
+        self._created: set[tuple[str, str]] = set()
         self._pgbouncer: dict[str, dict[str, object]] = {}
         self._max_connections: dict[str, int] = {}
         self._resizes: dict[str, _Resize] = {}
 
     def reset(self) -> None:
+        self._created.clear()
         self._pgbouncer.clear()
         self._max_connections.clear()
         self._resizes.clear()
@@ -140,8 +142,10 @@ class ClusterSide:
         """This cluster's part of the sandbox state file (`DigitalOceanSandbox.export_state`)."""
         resize = self._resizes.get(cluster.id)
         return {
+            # No secret: a created user's password comes back from `_password`, a seeded one's (and its MySQL auth
+            # plugin, "caching_sha2_password") from the seeds.
             "users": [
-                [u.name, u.password, u.role, u.mysql_auth_plugin, u.pg_allow_replication]
+                [u.name, u.role, u.pg_allow_replication, (cluster.id, u.name) in self._created]
                 for u in cluster.users.values()
             ],
             "shape": [cluster.size, cluster.num_nodes, cluster.status, cluster.ram_gb],
@@ -155,7 +159,14 @@ class ClusterSide:
         try:
             users = saved.get("users")
             if isinstance(users, list):
-                cluster.users = {str(n): User(str(n), str(p), str(r), m, b) for n, p, r, m, b in users}
+                seeded, cluster.users = cluster.users, {}
+                for name, role, replication, created in users:
+                    key = str(name)
+                    if created:
+                        self._created.add((cluster.id, key))
+                        cluster.users[key] = User(key, self._password(cluster, key), str(role), None, replication)
+                    else:
+                        cluster.users[key] = seeded[key]
             shape = saved.get("shape")
             if isinstance(shape, list):
                 cluster.size, cluster.num_nodes, cluster.status, cluster.ram_gb = shape
@@ -166,7 +177,7 @@ class ClusterSide:
                 self._max_connections[cluster.id] = max_connections
             if isinstance(resize, list):
                 self._resizes[cluster.id] = _Resize(float(resize[0]), str(resize[1]), int(resize[2]))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, KeyError):
             return
 
     def settle(self, clusters: dict[str, Cluster]) -> None:
@@ -219,10 +230,14 @@ class ClusterSide:
             if not isinstance(flag, bool):
                 raise ApiError(422, "settings.pg_allow_replication must be a boolean")
             replication = flag if cluster.engine == "pg" else None
-        password = "".join(secrets.choice(_PASSWORD_ALPHABET) for _ in range(16))
-        user = User(name=name, password=password, pg_allow_replication=replication)
+        user = User(name=name, password=self._password(cluster, name), pg_allow_replication=replication)
         cluster.users[name] = user
+        self._created.add((cluster.id, name))
         return 201, {"user": user.to_json()}
+
+    def _password(self, cluster: Cluster, name: str) -> str:
+        """16 hex digits, fixed by the sandbox's password, the cluster and the name: nothing to store."""
+        return hashlib.sha256(f"{self._seed}\0{cluster.id}\0{name}".encode()).hexdigest()[:16]
 
     # -- configuration --------------------------------------------------------------------------------
 
