@@ -12,6 +12,7 @@ What is measured (MCP sessions use the SDK's client with the `initialize` handsh
 - per-call overhead: `digitalocean_list_clusters` through a real MCP session over stdio, poolpilot in live mode
   pointed at `poolpilot sandbox` on a loopback port, minus (a no-op tool on the bare SDK server over stdio + the
   same upstream GET /v2/databases made directly with httpx2 against the same sandbox);
+- own CPU per read: the same three in one process on CPU time, the upstream a canned answer (benchmarks/_owncpu.py);
 - the same for `pgbouncer_list_pools` against a real PgBouncer, when POOLPILOT_PGBOUNCER_<NAME>_DSN is set
   (benchmarks/_pgbouncer.py); skipped with a note otherwise;
 - concurrency: 100 concurrent calls over streamable HTTP against a sandbox with `--fault latency:50ms`, versus one;
@@ -38,6 +39,7 @@ from typing import TextIO
 import anyio
 from _fleet import bench_overview
 from _http import bench_concurrency
+from _owncpu import bench_owncpu
 from _pgbouncer import bench_pgbouncer, local_pgbouncer, pgbouncer_env
 from _plan import bench_plan
 from _profile import bench_profile
@@ -57,6 +59,7 @@ def phases(pgbouncer: Mapping[str, str]) -> dict[str, Phase]:
     return {
         "cold-start": bench_cold_start,
         "call": bench_call_overhead,
+        "owncpu": bench_owncpu,
         "pgbouncer": pgbouncer_phase,
         "concurrency": bench_concurrency,
         "overview": bench_overview,
