@@ -128,8 +128,9 @@ async def test_pgbouncer_list_pools_saturated_when_more_clients_than_its_size_ho
                     assert "2 client(s) waiting for a server (threshold 0)" in row["reasons"]
                     # Lenient on both waiting thresholds: on a loaded machine the clients may already have
                     # waited longer than the default 1 s by the time this second session reads the pool.
-                    lenient_limits = {"pgbouncer_max_waiting_clients": 5, "pgbouncer_max_wait_s": 600.0}
-                    async with session(local_pgbouncer, tmp_path, **lenient_limits) as lenient:
+                    async with session(
+                        local_pgbouncer, tmp_path, pgbouncer_max_waiting_clients=5, pgbouncer_max_wait_s=600.0
+                    ) as lenient:
                         relaxed = await _row(lenient, db_name, cl_waiting=2)
                     assert relaxed["saturation"] == "at_capacity"
                     for conn in holders[:2]:
