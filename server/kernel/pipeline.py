@@ -55,7 +55,27 @@ class PoolpilotServer(MCPServer[AppState]):
         self.state = state
         self._tool_cache: list[MCPTool] | None = None
         self._session_lists: dict[frozenset[str], list[MCPTool]] = {}
+        # Tools of run-time toolsets, registered when a session first enables their toolset: registering a tool
+        # builds its argument and result models and schemas, a third of start-up before any session needs them.
+        self._pending: dict[str, list[ToolSpec]] = {}
+        state.toolsets.on_enable = self._register_toolset
         self._announce_tool_list_changes()
+
+    def register(self, spec: ToolSpec) -> None:
+        """Add `spec` to the SDK's tools, with the annotations of its safety class."""
+        self.add_tool(spec.fn, name=spec.name, annotations=spec.safety.annotations(spec.title), structured_output=True)
+
+    def defer(self, spec: ToolSpec, toolset: str) -> None:
+        """Register `spec` only once a session enables `toolset`."""
+        self._pending.setdefault(toolset, []).append(spec)
+
+    def _register_toolset(self, toolset: str) -> None:
+        pending = self._pending.pop(toolset, [])
+        for spec in pending:
+            self.register(spec)
+        if pending:
+            self._tool_cache = None
+            self._session_lists.clear()
 
     def _announce_tool_list_changes(self) -> None:
         """Handshake-era clients learn from `tools.listChanged` that toolsets_enable's notification may come. The

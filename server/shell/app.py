@@ -231,8 +231,14 @@ def build_app(
         request_state_security=security,
         log_level="WARNING",
     )
-    for spec in specs:
-        app.add_tool(spec.fn, name=spec.name, annotations=spec.safety.annotations(spec.title), structured_output=True)
+    for spec in plan.specs:
+        app.register(spec)
+    for spec in plan.dynamic:
+        toolset = state.toolsets.dynamic.get(spec.name)
+        if toolset is None:
+            app.register(spec)
+        else:
+            app.defer(spec, toolset)
     names = frozenset(spec.name for spec in specs)  # resources follow every tool a session may enable
     for face in enabled:
         if face.extras is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import anyio
 import pytest
+from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolListChangedNotification
 
 from poolpilot.server.kernel.config import ConfigError
@@ -100,6 +101,25 @@ async def test_toolsets_enable_adds_the_tools_for_this_session_and_notifies(tmp_
             assert await _names(other) == DEFAULT
             refused = error_model(await other.call_tool("digitalocean_get_database", {"cluster_id": CLUSTER}))
             assert refused["code"] == "tool_not_allowed"
+
+
+async def test_tools_of_a_run_time_toolset_are_registered_when_a_session_first_enables_it(tmp_path: Path) -> None:
+    """Registering a tool builds its models and schemas: start-up leaves that to the first enable (issue 23)."""
+    app, _, _ = make_app(tmp_path / "audit.jsonl", toolsets=None)
+
+    async def registered() -> set[str]:
+        return {t.name for t in await MCPServer.list_tools(app)}  # the SDK's own registry, not tools/list
+
+    before = await registered()
+    assert before >= DEFAULT and not before & DATABASES
+    async with open_client(app, mode="legacy") as client:
+        ok_data(await client.call_tool("toolsets_enable", {"toolset": "digitalocean_databases"}))
+        assert await registered() >= DATABASES
+        assert await _names(client) == DEFAULT | DATABASES
+    async with open_client(app, mode="legacy") as other:  # registered once for the server, shown per session
+        assert await _names(other) == DEFAULT
+        ok_data(await other.call_tool("toolsets_enable", {"toolset": "digitalocean_databases"}))
+        assert await _names(other) == DEFAULT | DATABASES
 
 
 async def test_read_only_still_holds_for_an_enabled_toolset(tmp_path: Path) -> None:
