@@ -142,3 +142,23 @@ async def test_configurations_and_consistency_change_when_their_jobs_complete() 
     assert _check(after, "GET", CONFIGS, 200)["configurations"][0]["value"] == "Loose"  # type: ignore[index]
     sandbox.settle()
     assert sandbox.proxies[PROXY_SWITCHABLE].consistence_mode == "global"
+
+
+def test_the_state_file_keeps_a_proxy_s_kernel_flag_consistency_and_parameters() -> None:
+    """`poolpilot call` on the persistent sandbox: an upgrade, a parameter or a consistency change made by one call
+    must still be there for the next (each call loads the state file into fresh seeds)."""
+    first = TaurusDBSandbox()
+    pid, proxy = next((pid, p) for pid, p in first.proxies.items() if p.kernel_too_early)
+    name = next(iter(proxy.parameters))
+    proxy.version, proxy.switch_connection_pool_type_enabled = LATEST_PROXY_VERSION, True
+    proxy.consistence_mode, proxy.parameters[name] = "eventual", "changed"
+    second = TaurusDBSandbox()
+    second.import_state(json.loads(json.dumps(first.export_state())))
+    again = second.proxies[pid]
+    assert (again.version, again.switch_connection_pool_type_enabled) == (LATEST_PROXY_VERSION, True)
+    assert (again.consistence_mode, again.parameters[name]) == ("eventual", "changed")
+    assert not again.kernel_too_early
+    # A file written before these tools ([pool_type, updated_at] per proxy) still loads, the rest from the seeds.
+    old = TaurusDBSandbox()
+    old.import_state({"proxies": {pid: ["SESSION", "2025-10-01T00:00:00+0000"]}, "jobs": []})
+    assert (old.proxies[pid].connection_pool_type, old.proxies[pid].kernel_too_early) == ("SESSION", True)

@@ -191,21 +191,42 @@ class TaurusDBSandbox:
         self.jobs = {}
 
     def export_state(self) -> dict[str, object]:
-        """What the API can change (each proxy's pool type and the jobs) as JSON; job times are clock times."""
+        """What the API can change (each proxy's pool type, kernel version, switch flag, session consistency and
+        parameters, and the jobs) as JSON; job times are clock times."""
         return {
-            "proxies": {pid: [p.connection_pool_type, p.updated_at] for pid, p in self.proxies.items()},
+            "proxies": {
+                pid: {
+                    "pool_type": p.connection_pool_type,
+                    "updated_at": p.updated_at,
+                    "version": p.version,
+                    "switch": p.switch_connection_pool_type_enabled,
+                    "consistence_mode": p.consistence_mode,
+                    "parameters": dict(p.parameters),
+                }
+                for pid, p in self.proxies.items()
+            },
             "jobs": [dataclasses.asdict(job) for job in self.jobs.values()],
         }
 
     def import_state(self, data: object) -> None:
-        """Restore what `export_state` wrote, on top of the seeds; a proxy it does not know is skipped."""
+        """Restore what `export_state` wrote, on top of the seeds; a proxy it does not know is skipped, and a file
+        from before the proxy-admin tools (`[pool_type, updated_at]` per proxy) restores just those two."""
         self.reset()
         if not isinstance(data, dict):
             return
-        for pid, (pool_type, updated_at) in dict(data.get("proxies", {})).items():
+        for pid, saved in dict(data.get("proxies", {})).items():
             proxy = self.proxies.get(pid)
-            if proxy is not None:
-                proxy.connection_pool_type, proxy.updated_at = str(pool_type), str(updated_at)
+            if proxy is None:
+                continue
+            if isinstance(saved, list):
+                saved = {"pool_type": saved[0], "updated_at": saved[1]}
+            proxy.connection_pool_type, proxy.updated_at = str(saved["pool_type"]), str(saved["updated_at"])
+            proxy.version = str(saved.get("version", proxy.version))
+            proxy.switch_connection_pool_type_enabled = bool(
+                saved.get("switch", proxy.switch_connection_pool_type_enabled)
+            )
+            proxy.consistence_mode = str(saved.get("consistence_mode", proxy.consistence_mode))
+            proxy.parameters.update({str(k): str(v) for k, v in dict(saved.get("parameters", {})).items()})
         jobs = [SandboxJob(**job) for job in data.get("jobs", [])]
         self.jobs = {job.id: job for job in jobs}
 
