@@ -225,6 +225,7 @@ async def test_set_session_consistency_shows_the_current_mode_and_applies_it(tmp
         assert same["outcome"] == "no_change" and same["before"] == "session"
         done = await s.confirmed(CONSISTENCY, **PROD, consistence_mode="eventual")
         assert (done["before"], done["after"], done["job"]["status"]) == ("session", "eventual", "Completed")
+        assert done["mode_now"] == "eventual" and "now uses eventual consistency" in done["message"]  # read back
         (put,) = sandbox.sent("PUT", "/session-consistence")
         assert put.content == b'{"session_consistence": "false", "consistence_mode": "eventual"}'
         sandbox.taurusdb.settle()

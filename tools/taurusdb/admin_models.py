@@ -168,5 +168,6 @@ class SessionConsistencyChange(GuardedResult):
     proxy_name: str
     before: str | None = Field(default=None, description="consistence_mode when the call started")
     after: ConsistenceMode
+    mode_now: str | None = Field(default=None, description="consistence_mode read back after the job finished")
     job: Job | None = None
     wait_outcome: WaitOutcome | None = None

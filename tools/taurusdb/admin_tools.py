@@ -257,9 +257,22 @@ async def taurusdb_set_proxy_session_consistency(
     args: dict[str, object] = {"instance_id": instance_id, "proxy_id": proxy_id, "consistence_mode": consistence_mode}
     record = _record("taurusdb_set_proxy_session_consistency", args, plan.preview.target, tdb)
     job, outcome, failure = await follow_job(ctx, tdb, job_id, wait=wait, timeout_s=timeout_s, record=record)
-    done = f"Proxy {quote(plan.data.name)} now uses {consistence_mode} consistency"
-    message = _ending(job, outcome, failure, timeout_s, done, None)
-    return SessionConsistencyChange.model_validate({**fields, "job": job, "wait_outcome": outcome, "message": message})
+    now: str | None = None
+    if outcome == "finished":
+        try:
+            now = (await tdb.find_proxy(instance_id, proxy_id)).proxy.consistence_mode or None
+        except PoolpilotError:  # the result still says how the job ended; the mode is just unknown
+            now = None
+    done = (
+        f"Proxy {quote(plan.data.name)} now uses {consistence_mode} consistency"
+        if now == consistence_mode
+        else f"Job completed, but the proxy reads consistency {quote(now) if now else 'unknown'} "
+        f"(asked for {consistence_mode})"
+    )
+    message = _ending(job, outcome, failure, timeout_s, done, quote(now) if now else None)
+    return SessionConsistencyChange.model_validate(
+        {**fields, "job": job, "wait_outcome": outcome, "mode_now": now, "message": message}
+    )
 
 
 SPECS: tuple[ToolSpec, ...] = specs(
