@@ -29,7 +29,8 @@ _URL_CACHE_SIZE = 512
 # fanning out, pools_overview) would close and reopen 80 connections every time (issue 23).
 UPSTREAM_LIMITS = httpx2.Limits(max_connections=100, max_keepalive_connections=100)
 
-Params = list[tuple[str, str | int | float | bool | None]]
+Param = tuple[str, str | int | float | bool | None]
+Params = list[Param]
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class Upstream:
         self._clock = clock
         self._pace_s = 0.0
         self.requests_sent = 0
-        self._urls: dict[tuple[str, tuple[tuple[str, str | int | float | bool | None], ...]], httpx2.URL] = {}
+        self._urls: dict[tuple[str, tuple[Param, ...]], httpx2.URL] = {}
 
     async def aclose(self) -> None:
         await self.client.aclose()

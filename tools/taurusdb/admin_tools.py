@@ -10,6 +10,7 @@ a result, not an error: the job runs on, and the result says how to follow it.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from mcp.server.mcpserver import Context
@@ -142,6 +143,17 @@ def _ending(job: Job, outcome: WaitOutcome, failure: str, timeout_s: int, done: 
     return f"{done} (job {job_text})."
 
 
+async def _read_back(outcome: WaitOutcome, read: Callable[[], Awaitable[str]]) -> str | None:
+    """What `read` finds once the job finished; None when it did not finish, or the read failed or found nothing
+    (the result still says how the job ended; the value is just unknown)."""
+    if outcome != "finished":
+        return None
+    try:
+        return await read() or None
+    except PoolpilotError:
+        return None
+
+
 def _record(tool: str, args: dict[str, object], target: str, tdb: TaurusDBClient) -> dict[str, object]:
     return {"tool": tool, "arguments": args, "target": target, "backend": tdb.backend}
 
@@ -175,12 +187,11 @@ async def taurusdb_upgrade_proxy_version(
     args: dict[str, object] = {"instance_id": instance_id, "proxy_id": proxy_id, "target_version": target_version}
     record = _record("taurusdb_upgrade_proxy_version", args, plan.preview.target, tdb)
     job, outcome, failure = await follow_job(ctx, tdb, job_id, wait=wait, timeout_s=timeout_s, record=record)
-    now: str | None = None
-    if outcome == "finished":
-        try:
-            now = (await get_proxy_version(tdb, instance_id, proxy_id)).current_version or None
-        except PoolpilotError:  # the result still says how the job ended; the version is just unknown
-            now = None
+
+    async def version() -> str:
+        return (await get_proxy_version(tdb, instance_id, proxy_id)).current_version
+
+    now = await _read_back(outcome, version)
     done = (
         f"Proxy {quote(plan.data.name)} upgraded from {quote(plan.data.current)} to {quote(plan.data.target)}"
         if now == plan.data.target
@@ -257,12 +268,11 @@ async def taurusdb_set_proxy_session_consistency(
     args: dict[str, object] = {"instance_id": instance_id, "proxy_id": proxy_id, "consistence_mode": consistence_mode}
     record = _record("taurusdb_set_proxy_session_consistency", args, plan.preview.target, tdb)
     job, outcome, failure = await follow_job(ctx, tdb, job_id, wait=wait, timeout_s=timeout_s, record=record)
-    now: str | None = None
-    if outcome == "finished":
-        try:
-            now = (await tdb.find_proxy(instance_id, proxy_id)).proxy.consistence_mode or None
-        except PoolpilotError:  # the result still says how the job ended; the mode is just unknown
-            now = None
+
+    async def mode() -> str:
+        return (await tdb.find_proxy(instance_id, proxy_id)).proxy.consistence_mode
+
+    now = await _read_back(outcome, mode)
     done = (
         f"Proxy {quote(plan.data.name)} now uses {consistence_mode} consistency"
         if now == consistence_mode
