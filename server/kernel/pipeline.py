@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mcp.server.context import ServerRequestContext
@@ -55,9 +55,9 @@ class PoolpilotServer(MCPServer[AppState]):
         self.state = state
         self._tool_cache: list[MCPTool] | None = None
         self._session_lists: dict[frozenset[str], list[MCPTool]] = {}
-        # Tools of run-time toolsets, registered when a session first enables their toolset: registering a tool
-        # builds its argument and result models and schemas, a third of start-up before any session needs them.
-        self._pending: dict[str, list[ToolSpec]] = {}
+        # Tools of run-time toolsets, loaded and registered when a session first enables their toolset: importing
+        # their modules and building their argument and result models and schemas is most of start-up.
+        self._pending: dict[str, Callable[[], list[ToolSpec]]] = {}
         state.toolsets.on_enable = self._register_toolset
         self._announce_tool_list_changes()
 
@@ -65,17 +65,19 @@ class PoolpilotServer(MCPServer[AppState]):
         """Add `spec` to the SDK's tools, with the annotations of its safety class."""
         self.add_tool(spec.fn, name=spec.name, annotations=spec.safety.annotations(spec.title), structured_output=True)
 
-    def defer(self, spec: ToolSpec, toolset: str) -> None:
-        """Register `spec` only once a session enables `toolset`."""
-        self._pending.setdefault(toolset, []).append(spec)
+    def defer(self, toolset: str, load: Callable[[], list[ToolSpec]]) -> None:
+        """Load and register `toolset`'s tools (`load()`) only once a session enables it."""
+        self._pending[toolset] = load
 
     def _register_toolset(self, toolset: str) -> None:
-        pending = self._pending.pop(toolset, [])
-        for spec in pending:
+        load = self._pending.pop(toolset, None)
+        if load is None:
+            return
+        for spec in load():
+            self.specs[spec.name] = spec
             self.register(spec)
-        if pending:
-            self._tool_cache = None
-            self._session_lists.clear()
+        self._tool_cache = None
+        self._session_lists.clear()
 
     def _announce_tool_list_changes(self) -> None:
         """Handshake-era clients learn from `tools.listChanged` that toolsets_enable's notification may come. The

@@ -9,7 +9,8 @@ callables, when they are first called.
         name="acme",                               # toolset id, tool-name prefix, settings key, fleet provider
         description="Acme Managed Pools: …",
         settings=_settings,                        # SettingsReader -> the provider's own frozen settings
-        tools=_tools,                              # () -> tuple[ToolSpec, ...]
+        index={"acme_list_pools": "read", …},    # every tool -> its safety class, known without importing tools
+        load=_load,                                # toolset name -> its tools' ToolSpecs (imports on first use)
         open=_open,                                # OpenContext -> the provider's client (backend, aclose)
         sandbox=_sandbox,                          # SandboxOptions -> a FakeProvider, or None: always live
         probes=_probes,                            # doctor: (Settings, timeout_s) -> checks that send reads
@@ -21,7 +22,7 @@ callables, when they are first called.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -43,6 +44,7 @@ __all__ = [
     "LocalCompanion",
     "Provider",
     "ProviderSettings",
+    "SafetyName",
     "Status",
     "Toolset",
 ]
@@ -52,6 +54,8 @@ Backend = Literal["sandbox", "live"]
 # How a provider's backend is chosen: "sandbox_or_live" follows --backend (auto: live when configured);
 # "live" has no sandbox (a self-hosted service); "derived" is live as soon as any other enabled provider is.
 BackendRule = Literal["sandbox_or_live", "live", "derived"]
+# A tool's safety class as the index declares it (the values of server/kernel/guard.Safety).
+SafetyName = Literal["read", "write", "destructive"]
 
 
 class Check(BaseModel):
@@ -120,7 +124,13 @@ class Provider:
     name: str
     description: str
     settings: Callable[[SettingsReader], ProviderSettings]
-    tools: Callable[[], tuple[ToolSpec, ...]]
+    # Every tool, name -> safety class, in tools/list order. Start-up decides the tool list, --read-only, --tools,
+    # refusals and toolsets_list from it alone, and imports the tool modules of the toolsets on only: those of a
+    # provider that is off, or of a toolset no session enabled yet, never load. tests/server/test_tool_index.py
+    # checks it against what `load` returns, and loading refuses a tool whose class differs (--read-only trusts it).
+    index: Mapping[str, SafetyName]
+    # The ToolSpecs of one of its toolsets, by toolset name (it may return more; only that toolset's are used).
+    load: Callable[[str], tuple[ToolSpec, ...]]
     open: Callable[[OpenContext], Awaitable[ProviderClient]]
     backend_rule: BackendRule = "sandbox_or_live"
     sandbox: Callable[[SandboxOptions], FakeProvider] | None = None
@@ -151,3 +161,22 @@ class Provider:
     def toolset_of(self, tool: str) -> str:
         """The toolset a tool of this provider belongs to."""
         return next((t.name for t in self.toolsets if tool in t.tools), self.name)
+
+    def specs(self, toolset: str, names: Collection[str] | None = None) -> list[ToolSpec]:
+        """The specs of `toolset`'s tools (only `names` when given), in index order, each checked against the
+        index: a tool whose safety class is not the one declared there is refused (it would slip past
+        --read-only)."""
+        wanted = [n for n in self.index if self.toolset_of(n) == toolset and (names is None or n in names)]
+        found = {spec.name: spec for spec in self.load(toolset)}
+        missing = [n for n in wanted if n not in found]
+        if missing:
+            raise RuntimeError(f"{self.name}: toolset {toolset!r} did not load {missing[0]!r}")
+        for name in wanted:
+            if found[name].safety.value != self.index[name]:
+                declared, actual = self.index[name], found[name].safety.value
+                raise RuntimeError(f"{self.name}: {name!r} is {actual!r} but its index says {declared!r}")
+        return [found[n] for n in wanted]
+
+    def tools(self) -> tuple[ToolSpec, ...]:
+        """Every tool's spec, every toolset loaded (`poolpilot call` and tests; start-up loads only those on)."""
+        return tuple(spec for toolset in self.toolset_names() for spec in self.specs(toolset))

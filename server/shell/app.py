@@ -28,6 +28,7 @@ from poolpilot.server.kernel.toolsets import TOOL_NAMES as TOOLSET_TOOLS
 from poolpilot.server.shell.registry import faces as registered
 
 __all__ = [
+    "Deferred",
     "PoolpilotServer",
     "ToolPlan",
     "build_app",
@@ -54,17 +55,30 @@ def default_toolsets(settings: Settings, faces: Sequence[Provider] | None = None
 
 
 @dataclass(frozen=True)
+class Deferred:
+    """Tools of a run-time toolset: their modules load when a session first enables it."""
+
+    face: Provider
+    toolset: str
+    tools: tuple[str, ...]
+
+    def specs(self) -> list[ToolSpec]:
+        return self.face.specs(self.toolset, self.tools)
+
+
+@dataclass(frozen=True)
 class ToolPlan:
     """What a server built from these settings offers."""
 
     enabled: list[Provider]  # faces with a toolset on (their clients are opened)
     specs: list[ToolSpec]  # the tools every session starts with
-    dynamic: list[ToolSpec]  # registered too, shown once a session enables their toolset
+    dynamic: list[Deferred]  # shown once a session enables their toolset (not loaded until then)
     hidden: dict[str, str]  # every other known tool -> why it is not in tools/list at start
     toolsets: list[ToolsetEntry]
 
 
 def plan_tools(settings: Settings, faces: Sequence[Provider] | None = None) -> ToolPlan:
+    """Decided from the faces' tool indexes: only the tool modules of the toolsets on at start are imported."""
     faces = registered() if faces is None else faces
     settings = complete(settings, faces)
     names = [n for f in faces for n in f.toolset_names()]
@@ -77,31 +91,38 @@ def plan_tools(settings: Settings, faces: Sequence[Provider] | None = None) -> T
         why = face.unusable(settings.provider(face.name))
         if why is not None:
             raise ConfigError("--toolsets", why[0], why[1])
-    every = [(face, spec) for face in faces for spec in face.tools()]
-    known = {spec.name for _, spec in every} | TOOLSET_TOOLS
+    known = {name for face in faces for name in face.index} | TOOLSET_TOOLS
     missing = [t for t in settings.tools or () if t not in known]
     if missing:
         raise ConfigError("--tools", f"unknown tool {missing[0]!r}", "run `poolpilot tools` for the names")
     plan = ToolPlan(enabled, [], [], {}, [])
     shown: dict[str, list[str]] = {n: [] for n in names}
-    for face, spec in every:
-        toolset = face.toolset_of(spec.name)
-        barred = None  # what no toolset choice can undo
-        if settings.read_only and spec.safety is not Safety.READ:
-            barred = "read_only"
-        elif settings.tools is not None and spec.name not in settings.tools:
-            barred = "tool_not_allowed"
-        else:
-            shown[toolset].append(spec.name)
-        if face not in enabled:
-            plan.hidden[spec.name] = "tool_not_allowed"
-        elif barred is not None:
-            plan.hidden[spec.name] = barred
-        elif toolset in chosen:
-            plan.specs.append(spec)
-        else:
-            plan.dynamic.append(spec)
-            plan.hidden[spec.name] = "toolset_off"
+    start: dict[tuple[str, str], list[str]] = {}  # (face, toolset) -> the tools listed from the start
+    later: dict[tuple[str, str], list[str]] = {}  # (face, toolset) -> the tools a session may enable
+    for face in faces:
+        for name, safety in face.index.items():
+            toolset = face.toolset_of(name)
+            barred = None  # what no toolset choice can undo
+            if settings.read_only and safety != Safety.READ.value:
+                barred = "read_only"
+            elif settings.tools is not None and name not in settings.tools:
+                barred = "tool_not_allowed"
+            else:
+                shown[toolset].append(name)
+            if face not in enabled:
+                plan.hidden[name] = "tool_not_allowed"
+            elif barred is not None:
+                plan.hidden[name] = barred
+            elif toolset in chosen:
+                start.setdefault((face.name, toolset), []).append(name)
+            else:
+                later.setdefault((face.name, toolset), []).append(name)
+                plan.hidden[name] = "toolset_off"
+    by_name = {face.name: face for face in faces}
+    for (face_name, toolset), tools in start.items():
+        plan.specs.extend(by_name[face_name].specs(toolset, tools))
+    for (face_name, toolset), tools in later.items():
+        plan.dynamic.append(Deferred(by_name[face_name], toolset, tuple(tools)))
     plan.specs.extend(s for s in TOOLSET_SPECS if settings.tools is None or s.name in settings.tools)
     for face in faces:
         blocked = None
@@ -219,9 +240,8 @@ def build_app(
     security = None
     if settings.confirm_secret:
         security = RequestStateSecurity(keys=[derive_key(settings.confirm_secret, REQUEST_STATE_LABEL)])
-    specs = plan.specs + plan.dynamic
     app = PoolpilotServer(
-        specs=specs,
+        specs=plan.specs,
         hidden=plan.hidden,
         state=state,
         name="poolpilot",
@@ -233,13 +253,10 @@ def build_app(
     )
     for spec in plan.specs:
         app.register(spec)
-    for spec in plan.dynamic:
-        toolset = state.toolsets.dynamic.get(spec.name)
-        if toolset is None:
-            app.register(spec)
-        else:
-            app.defer(spec, toolset)
-    names = frozenset(spec.name for spec in specs)  # resources follow every tool a session may enable
+    for deferred in plan.dynamic:
+        app.defer(deferred.toolset, deferred.specs)
+    # Resources follow every tool a session may enable.
+    names = frozenset(spec.name for spec in plan.specs) | {t for d in plan.dynamic for t in d.tools}
     for face in enabled:
         if face.extras is not None:
             face.extras(app, state, names)

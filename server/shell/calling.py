@@ -93,7 +93,7 @@ def with_toolset_of(settings: Settings, name: str) -> Settings:
 
     on = default_toolsets(settings)
     for face in faces():
-        if face.name in on and any(spec.name == name for spec in face.tools()):
+        if face.name in on and name in face.index:
             toolset = face.toolset_of(name)
             return settings if toolset in on else dataclasses.replace(settings, toolsets=(*on, toolset))
     return settings

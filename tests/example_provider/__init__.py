@@ -44,7 +44,7 @@ def _read(r: SettingsReader) -> ExampleSettings:
     return ExampleSettings(token=token)
 
 
-def _tools() -> tuple[ToolSpec, ...]:
+def _load(_toolset: str) -> tuple[ToolSpec, ...]:
     from tests.example_provider.api import SPECS
 
     return SPECS
@@ -76,7 +76,8 @@ FACE = Provider(
     name="example",
     description="Example pools: a tiny in-memory API that proves one folder plus one line.",
     settings=_read,
-    tools=_tools,
+    index={"example_list_pools": "read", "example_create_pool": "write", "example_delete_pool": "destructive"},
+    load=_load,
     open=_open,
     probes=_probes,
     extras=_extras,

@@ -22,10 +22,18 @@ if TYPE_CHECKING:
 __all__ = ["FACE"]
 
 
-def _tools() -> tuple[ToolSpec, ...]:
-    from poolpilot.tools.digitalocean.tools import SPECS
+def _load(toolset: str) -> tuple[ToolSpec, ...]:
+    if toolset == "digitalocean_users":
+        from poolpilot.tools.digitalocean import user_tools
 
-    return SPECS
+        return user_tools.SPECS
+    if toolset == "digitalocean_cluster":
+        from poolpilot.tools.digitalocean import cluster_tools
+
+        return cluster_tools.SPECS
+    from poolpilot.tools.digitalocean import tools
+
+    return tools.DATABASES if toolset == "digitalocean_databases" else tools.SPECS
 
 
 async def _open(ctx: OpenContext) -> ProviderClient:
@@ -79,7 +87,28 @@ FACE = Provider(
     name="digitalocean",
     description="DigitalOcean Managed Databases: clusters, databases, users and PgBouncer connection pools.",
     settings=_settings.read,
-    tools=_tools,
+    index={
+        "digitalocean_list_clusters": "read",
+        "digitalocean_get_cluster": "read",
+        "digitalocean_list_pools": "read",
+        "digitalocean_get_pool": "read",
+        "digitalocean_create_pool": "write",
+        "digitalocean_update_pool": "destructive",
+        "digitalocean_delete_pool": "destructive",
+        "digitalocean_list_databases": "read",
+        "digitalocean_get_database": "read",
+        "digitalocean_create_database": "write",
+        "digitalocean_delete_database": "destructive",
+        "digitalocean_list_users": "read",
+        "digitalocean_get_user": "read",
+        "digitalocean_create_user": "write",
+        "digitalocean_delete_user": "destructive",
+        "digitalocean_get_cluster_config": "read",
+        "digitalocean_update_cluster_config": "destructive",
+        "digitalocean_list_cluster_options": "read",
+        "digitalocean_resize_cluster": "destructive",
+    },
+    load=_load,
     open=_open,
     sandbox=_sandbox,
     sandbox_banner=_banner,

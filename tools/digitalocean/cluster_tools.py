@@ -17,8 +17,9 @@ from pydantic import Field
 
 from poolpilot.server.kernel.errors import PoolpilotError
 from poolpilot.server.kernel.guard import Safety
+from poolpilot.server.kernel.state import ToolSpec
 from poolpilot.server.kernel.text import quote
-from poolpilot.server.kernel.tooldef import Guarded, guarded, tool
+from poolpilot.server.kernel.tooldef import Guarded, guarded, specs, tool
 from poolpilot.tools.digitalocean import clusterapi
 from poolpilot.tools.digitalocean.client import DigitalOceanClient
 from poolpilot.tools.digitalocean.cluster_models import (
@@ -55,6 +56,7 @@ from poolpilot.tools.digitalocean.models import ClusterId, Engine, PoolMode
 from poolpilot.tools.digitalocean.plans import cluster_lock
 
 __all__ = [
+    "SPECS",
     "digitalocean_get_cluster_config",
     "digitalocean_list_cluster_options",
     "digitalocean_resize_cluster",
@@ -225,3 +227,11 @@ async def _wait(ctx: Context, do: DigitalOceanClient, cluster_id: str, timeout_s
             return status, "online", ""
         # MCP wants progress to grow with every notification: the seconds waited always do.
         await ctx.report_progress(waited, timeout_s, f"cluster {status} after {waited:.0f} s")
+
+
+SPECS: tuple[ToolSpec, ...] = specs(
+    digitalocean_get_cluster_config,
+    digitalocean_update_cluster_config,
+    digitalocean_list_cluster_options,
+    digitalocean_resize_cluster,
+)

@@ -17,7 +17,7 @@ from poolpilot.server.kernel.guard import Safety
 from poolpilot.server.kernel.state import ToolSpec
 from poolpilot.server.kernel.tooldef import specs, tool
 from poolpilot.tools.digitalocean import budget as budgets
-from poolpilot.tools.digitalocean import changes, cluster_tools, user_tools
+from poolpilot.tools.digitalocean import changes
 from poolpilot.tools.digitalocean.lookups import (
     allow_secrets,
     both,
@@ -45,12 +45,10 @@ from poolpilot.tools.digitalocean.models import (
     PoolList,
     PoolName,
     TagName,
-    UserList,
-    UserRow,
     connection_from,
 )
 
-__all__ = ["SPECS"]
+__all__ = ["DATABASES", "SPECS"]
 
 
 # -- read tools -------------------------------------------------------------------------------------
@@ -183,23 +181,8 @@ async def digitalocean_get_database(ctx: Context, cluster_id: ClusterId, databas
     return Database(backend=do.backend, cluster_id=cluster_id, name=db.name, pools=pools)
 
 
-@tool(Safety.READ, "List DO users")
-async def digitalocean_list_users(
-    ctx: Context, cluster_id: ClusterId, page_size: PageSize = 20, cursor: Cursor = None
-) -> UserList:
-    """List the database users of a cluster (names and roles; no passwords)."""
-    do = client(ctx)
-    users = await do.list_users(cluster_id)
-    rows, next_cursor = page(users, page_size, cursor)
-    return UserList(
-        backend=do.backend,
-        cluster_id=cluster_id,
-        rows=[UserRow(name=u.name, role=u.role) for u in rows],
-        total=len(users),
-        next_cursor=next_cursor,
-    )
-
-
+# The provider's own toolset, and the `digitalocean_databases` one (users and cluster settings are in their own
+# modules, so start-up never imports them unless their toolset is on).
 SPECS: tuple[ToolSpec, ...] = specs(
     digitalocean_list_clusters,
     digitalocean_get_cluster,
@@ -208,16 +191,10 @@ SPECS: tuple[ToolSpec, ...] = specs(
     changes.digitalocean_create_pool,
     changes.digitalocean_update_pool,
     changes.digitalocean_delete_pool,
+)
+DATABASES: tuple[ToolSpec, ...] = specs(
     digitalocean_list_databases,
     digitalocean_get_database,
     changes.digitalocean_create_database,
     changes.digitalocean_delete_database,
-    digitalocean_list_users,
-    user_tools.digitalocean_get_user,
-    user_tools.digitalocean_create_user,
-    user_tools.digitalocean_delete_user,
-    cluster_tools.digitalocean_get_cluster_config,
-    cluster_tools.digitalocean_update_cluster_config,
-    cluster_tools.digitalocean_list_cluster_options,
-    cluster_tools.digitalocean_resize_cluster,
 )

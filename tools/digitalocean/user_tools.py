@@ -15,18 +15,34 @@ from pydantic import Field
 
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError, validation_error
 from poolpilot.server.kernel.guard import Change, Plan, Preview, Safety
-from poolpilot.server.kernel.state import app_state
+from poolpilot.server.kernel.state import ToolSpec, app_state
 from poolpilot.server.kernel.text import quote
 from poolpilot.server.kernel.tokens import fingerprint
-from poolpilot.server.kernel.tooldef import Guarded, guarded, tool
+from poolpilot.server.kernel.tooldef import Guarded, guarded, specs, tool
 from poolpilot.tools.digitalocean import clusterapi
 from poolpilot.tools.digitalocean.client import PROVIDER, DigitalOceanClient
 from poolpilot.tools.digitalocean.cluster_models import User, UserCreated, UserDeletion
-from poolpilot.tools.digitalocean.lookups import allow_secrets, client, require_databases, target
-from poolpilot.tools.digitalocean.models import PG_ENGINES, ApiCluster, ApiUser, ClusterId, UserName
+from poolpilot.tools.digitalocean.lookups import allow_secrets, client, page, require_databases, target
+from poolpilot.tools.digitalocean.models import (
+    PG_ENGINES,
+    ApiCluster,
+    ApiUser,
+    ClusterId,
+    Cursor,
+    PageSize,
+    UserList,
+    UserName,
+    UserRow,
+)
 from poolpilot.tools.digitalocean.plans import cluster_lock, conflict
 
-__all__ = ["digitalocean_create_user", "digitalocean_delete_user", "digitalocean_get_user"]
+__all__ = [
+    "SPECS",
+    "digitalocean_create_user",
+    "digitalocean_delete_user",
+    "digitalocean_get_user",
+    "digitalocean_list_users",
+]
 
 
 def _replication(api: ApiUser) -> bool | None:
@@ -50,6 +66,23 @@ async def _pools_of(do: DigitalOceanClient, cluster: ApiCluster, name: str) -> l
     if cluster.engine not in PG_ENGINES:
         return None
     return sorted(p.name for p in await do.list_pools(cluster.id) if p.user == name)
+
+
+@tool(Safety.READ, "List DO users")
+async def digitalocean_list_users(
+    ctx: Context, cluster_id: ClusterId, page_size: PageSize = 20, cursor: Cursor = None
+) -> UserList:
+    """List the database users of a cluster (names and roles; no passwords)."""
+    do = client(ctx)
+    users = await do.list_users(cluster_id)
+    rows, next_cursor = page(users, page_size, cursor)
+    return UserList(
+        backend=do.backend,
+        cluster_id=cluster_id,
+        rows=[UserRow(name=u.name, role=u.role) for u in rows],
+        total=len(users),
+        next_cursor=next_cursor,
+    )
 
 
 @tool(Safety.READ, "Get DO user")
@@ -150,3 +183,8 @@ async def digitalocean_delete_user(
         note = await clusterapi.delete_user(do, cluster_id, user_name)
     fields.update(executed=True, message=f"User {quote(user_name)} deleted" + (f" ({note})." if note else "."))
     return UserDeletion.model_validate({**fields, "deleted": True})
+
+
+SPECS: tuple[ToolSpec, ...] = specs(
+    digitalocean_list_users, digitalocean_get_user, digitalocean_create_user, digitalocean_delete_user
+)

@@ -24,11 +24,18 @@ if TYPE_CHECKING:
 __all__ = ["FACE"]
 
 
-def _tools() -> tuple[ToolSpec, ...]:
-    from poolpilot.tools.pgbouncer import config, console, sessions, waitclose
-    from poolpilot.tools.pgbouncer.tools import SPECS
+def _load(toolset: str) -> tuple[ToolSpec, ...]:
+    if toolset == "pgbouncer_sessions":
+        from poolpilot.tools.pgbouncer import sessions
 
-    return SPECS + sessions.SPECS + config.SPECS + console.SPECS + waitclose.SPECS
+        return sessions.SPECS
+    if toolset == "pgbouncer_admin":
+        from poolpilot.tools.pgbouncer import config, console, waitclose
+
+        return config.SPECS + console.SPECS + waitclose.SPECS
+    from poolpilot.tools.pgbouncer import tools
+
+    return tools.SPECS
 
 
 async def _open(ctx: OpenContext) -> ProviderClient:
@@ -108,7 +115,26 @@ FACE = Provider(
     name="pgbouncer",
     description="Self-hosted PgBouncer: live pools and stats, guarded pgbouncer.ini edits, pause/resume/reload.",
     settings=_settings.read,
-    tools=_tools,
+    index={
+        "pgbouncer_list_pools": "read",
+        "pgbouncer_get_stats": "read",
+        "pgbouncer_create_pool": "write",
+        "pgbouncer_update_pool": "destructive",
+        "pgbouncer_delete_pool": "destructive",
+        "pgbouncer_pause_database": "destructive",
+        "pgbouncer_resume_database": "write",
+        "pgbouncer_reconnect_database": "destructive",
+        "pgbouncer_reload": "destructive",
+        "pgbouncer_list_clients": "read",
+        "pgbouncer_list_servers": "read",
+        "pgbouncer_get_config": "read",
+        "pgbouncer_set_config": "destructive",
+        "pgbouncer_disable_database": "destructive",
+        "pgbouncer_enable_database": "write",
+        "pgbouncer_kill_database": "destructive",
+        "pgbouncer_wait_close": "destructive",
+    },
+    load=_load,
     open=_open,
     backend_rule="live",
     default_on=lambda settings: bool(_own(settings).instances),

@@ -48,11 +48,14 @@ def _read(_: SettingsReader) -> _Settings:
     return _Settings()
 
 
-def _tools() -> tuple[ToolSpec, ...]:
-    from poolpilot.tools.pools.codetools import SPECS as CODE
-    from poolpilot.tools.pools.tools import SPECS
+def _load(toolset: str) -> tuple[ToolSpec, ...]:
+    if toolset == "pools_code":
+        from poolpilot.tools.pools import codetools
 
-    return SPECS + CODE
+        return codetools.SPECS
+    from poolpilot.tools.pools import tools
+
+    return tools.SPECS
 
 
 async def _open(_: OpenContext) -> ProviderClient:
@@ -70,7 +73,14 @@ FACE = Provider(
     description="Cross-provider view: every pool in one overview, right-sizing advice, and pools as code "
     "(export, plan, apply a desired state).",
     settings=_read,
-    tools=_tools,
+    index={
+        "pools_overview": "read",
+        "pools_advise": "read",
+        "pools_export": "read",
+        "pools_plan": "read",
+        "pools_apply": "destructive",
+    },
+    load=_load,
     open=_open,
     backend_rule="derived",
     extras=_extras,

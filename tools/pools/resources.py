@@ -11,6 +11,8 @@ A resource or prompt is registered only when the tool it mirrors is enabled (`--
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
@@ -49,11 +51,15 @@ def register_extras(app: MCPServer[AppState], state: AppState, enabled: frozense
     async def overview() -> str:
         return await read(lambda: collect(state))
 
-    steps = {
-        name: face.fleet().resize_steps
-        for name, face in state.providers.items()
-        if face.fleet is not None and face.fleet().resize_steps
-    }
+    @functools.cache
+    def steps() -> dict[str, str]:
+        """The providers' resize steps, read at the first prompt (a fleet adapter imports its provider's modules)."""
+        return {
+            name: face.fleet().resize_steps
+            for name, face in state.providers.items()
+            if face.fleet is not None and face.fleet().resize_steps
+        }
+
     _prompts(app, enabled, steps)
 
 
@@ -64,10 +70,10 @@ def _provider(value: str | None, steps: dict[str, str], *, required: bool) -> st
     raise MCPError(INVALID_PARAMS, "provider: use " + ", ".join(steps))
 
 
-def _prompts(app: MCPServer[AppState], enabled: frozenset[str], steps: dict[str, str]) -> None:
+def _prompts(app: MCPServer[AppState], enabled: frozenset[str], steps: Callable[[], dict[str, str]]) -> None:
     @app.prompt(name="diagnose_pools", title="Diagnose pools", description="Find pools in trouble and propose fixes")
     async def diagnose_pools(provider: ProviderText | None = None) -> str:
-        chosen = _provider(provider, steps, required=False)
+        chosen = _provider(provider, steps(), required=False)
         scope = f"provider={chosen!r}" if chosen else "no filter"
         advise = ", then pools_advise with the same filter" if "pools_advise" in enabled else ""
         return (
@@ -79,10 +85,10 @@ def _prompts(app: MCPServer[AppState], enabled: frozenset[str], steps: dict[str,
 
     @app.prompt(name="resize_pool", title="Resize a pool", description="Walk through the budget and a guarded update")
     async def resize_pool(provider: ProviderText, location: LocationText, pool: PoolText) -> str:
-        chosen = _provider(provider, steps, required=True) or ""
+        chosen = _provider(provider, steps(), required=True) or ""
         # Both may be copied from provider data: quoted JSON-style (escapes visible), they are data in the prompt.
         location, pool = quote(location), quote(pool)
-        how = steps[chosen].format(location=location, pool=pool)
+        how = steps()[chosen].format(location=location, pool=pool)
         return f"Help me resize pool {pool} at {location} ({chosen}).\n{how}\n{_GUARDED}"
 
 

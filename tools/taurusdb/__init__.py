@@ -22,11 +22,14 @@ if TYPE_CHECKING:
 __all__ = ["FACE"]
 
 
-def _tools() -> tuple[ToolSpec, ...]:
-    from poolpilot.tools.taurusdb.admin_tools import SPECS as ADMIN
-    from poolpilot.tools.taurusdb.tools import SPECS
+def _load(toolset: str) -> tuple[ToolSpec, ...]:
+    if toolset == "taurusdb_proxy_admin":
+        from poolpilot.tools.taurusdb import admin_tools
 
-    return SPECS + ADMIN
+        return admin_tools.SPECS
+    from poolpilot.tools.taurusdb import tools
+
+    return tools.SPECS
 
 
 async def _open(ctx: OpenContext) -> ProviderClient:
@@ -89,7 +92,18 @@ FACE = Provider(
     name="taurusdb",
     description="Huawei Cloud TaurusDB (GaussDB for MySQL): instances, database proxies and their connection pools.",
     settings=_settings.read,
-    tools=_tools,
+    index={
+        "taurusdb_list_instances": "read",
+        "taurusdb_list_proxies": "read",
+        "taurusdb_set_proxy_pool_type": "destructive",
+        "taurusdb_get_job": "read",
+        "taurusdb_get_proxy_version": "read",
+        "taurusdb_upgrade_proxy_version": "destructive",
+        "taurusdb_get_proxy_parameters": "read",
+        "taurusdb_set_proxy_parameters": "destructive",
+        "taurusdb_set_proxy_session_consistency": "destructive",
+    },
+    load=_load,
     open=_open,
     sandbox=_sandbox,
     sandbox_banner=_banner,
