@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +33,6 @@ class Toolsets:
         # tool -> its toolset, for every registered tool that is off until a session enables its toolset
         self.dynamic = {t: e.name for e in entries if not e.on and e.blocked is None for t in e.tools}
         self._enabled: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
-        # Called with a toolset's name before a session first enables it (the server registers its tools then).
-        self.on_enable: Callable[[str], None] | None = None
 
     def enabled(self, connection: object | None) -> frozenset[str]:
         return frozenset(self._enabled.get(connection, ())) if connection is not None else frozenset()
@@ -44,8 +42,6 @@ class Toolsets:
         return toolset is None or toolset in self.enabled(connection)
 
     def enable(self, connection: object, name: str) -> None:
-        if self.on_enable is not None:
-            self.on_enable(name)
         self._enabled.setdefault(connection, set()).add(name)
 
 

@@ -54,6 +54,8 @@ class Settings:
     toolsets: tuple[str, ...] | None = None
     tools: tuple[str, ...] | None = None
     audit_log: str | None = None
+    # Where tools/list is kept between starts (server/kernel/toolcache.py); None: built at every start.
+    tool_cache: str | None = None
     allow_secrets: bool = False
     transport: Transport = "stdio"
     host: str = "127.0.0.1"
@@ -268,6 +270,14 @@ def _state_url(r: SettingsReader, secret: str | None) -> str | None:
     return url
 
 
+def _tool_cache(value: str | None, env: Mapping[str, str]) -> str | None:
+    if value is None:
+        from poolpilot.server.kernel.toolcache import default_directory
+
+        return default_directory(env)
+    return None if value == "off" else value
+
+
 def default_audit_path(env: Mapping[str, str]) -> str:
     base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME") or Path.home()) / ".local" / "state")
     return str(Path(base) / "poolpilot" / "audit.jsonl")
@@ -316,6 +326,7 @@ def load_settings(
         toolsets=csv(r.get("toolsets")),
         tools=csv(r.get("tools")),
         audit_log=r.get("audit_log") or default_audit_path(e),
+        tool_cache=_tool_cache(r.get("tool_cache"), e),
         allow_secrets=r.flag("allow_secrets"),
         transport=transport,  # type: ignore[arg-type]
         host=host,

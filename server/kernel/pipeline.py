@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mcp.server.context import ServerRequestContext
@@ -37,8 +37,9 @@ from poolpilot.server.kernel.errors import (
 from poolpilot.server.kernel.guard import Safety, unanswered_decline
 from poolpilot.server.kernel.redact import RedactingFilter, Redactor
 from poolpilot.server.kernel.schema import compact_annotations, compact_schema, outline
-from poolpilot.server.kernel.state import AppState, ToolSpec
+from poolpilot.server.kernel.state import AppState, ToolGroup, ToolSpec
 from poolpilot.server.kernel.text import quote
+from poolpilot.server.kernel.toolcache import ToolCache
 
 __all__ = ["PoolpilotServer", "configure_logging"]
 
@@ -48,36 +49,46 @@ log = logging.getLogger("poolpilot")
 class PoolpilotServer(MCPServer[AppState]):
     """MCPServer with one error model, one redaction pass and one audit line per mutating call."""
 
-    def __init__(self, *, specs: list[ToolSpec], hidden: Mapping[str, str], state: AppState, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        groups: Sequence[ToolGroup],
+        hidden: Mapping[str, str],
+        state: AppState,
+        cache: ToolCache | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
-        self.specs = {s.name: s for s in specs}
+        # Every tool a session may see, by name: its class and its group. A group's specs load and register with
+        # the SDK at the first call of one of its tools (or when tools/list must be built): importing the tool
+        # modules and building their models and schemas is most of start-up (issue 23).
+        self.safety = {name: safety for group in groups for name, safety in group.safety.items()}
+        self._groups = {name: group for group in groups for name in group.safety}
+        self.specs: dict[str, ToolSpec] = {}  # the loaded ones
         self.hidden = dict(hidden)
         self.state = state
+        self._cache = cache
         self._tool_cache: list[MCPTool] | None = None
         self._session_lists: dict[frozenset[str], list[MCPTool]] = {}
-        # Tools of run-time toolsets, loaded and registered when a session first enables their toolset: importing
-        # their modules and building their argument and result models and schemas is most of start-up.
-        self._pending: dict[str, Callable[[], list[ToolSpec]]] = {}
-        state.toolsets.on_enable = self._register_toolset
         self._announce_tool_list_changes()
 
     def register(self, spec: ToolSpec) -> None:
         """Add `spec` to the SDK's tools, with the annotations of its safety class."""
         self.add_tool(spec.fn, name=spec.name, annotations=spec.safety.annotations(spec.title), structured_output=True)
 
-    def defer(self, toolset: str, load: Callable[[], list[ToolSpec]]) -> None:
-        """Load and register `toolset`'s tools (`load()`) only once a session enables it."""
-        self._pending[toolset] = load
-
-    def _register_toolset(self, toolset: str) -> None:
-        load = self._pending.pop(toolset, None)
-        if load is None:
-            return
-        for spec in load():
-            self.specs[spec.name] = spec
-            self.register(spec)
-        self._tool_cache = None
-        self._session_lists.clear()
+    def load(self, name: str) -> ToolSpec | None:
+        """The spec of tool `name`, its group loaded and registered first if it was not (None: no such tool)."""
+        spec = self.specs.get(name)
+        group = self._groups.get(name)
+        if spec is None and group is not None:
+            for loaded in group.load():
+                if self.safety.get(loaded.name) is not loaded.safety:  # the plan decided from the index
+                    planned = self.safety.get(loaded.name)
+                    raise RuntimeError(f"{loaded.name}: loaded as {loaded.safety}, planned as {planned}")
+                self.specs[loaded.name] = loaded
+                self.register(loaded)
+            spec = self.specs.get(name)
+        return spec
 
     def _announce_tool_list_changes(self) -> None:
         """Handshake-era clients learn from `tools.listChanged` that toolsets_enable's notification may come. The
@@ -121,28 +132,49 @@ class PoolpilotServer(MCPServer[AppState]):
         return await self.session_tools(frozenset())
 
     async def _every_tool(self) -> list[MCPTool]:
+        """Every tool a session may see, in plan order: from the tool cache when it has them all, else built (every
+        group loaded) and written to the cache for the next start."""
         if self._tool_cache is None:
-            tools = await super().list_tools()
-            self._tool_cache = [
-                t.model_copy(
+            names = list(self.safety)
+            cached = self._cache.get(names) if self._cache is not None else None
+            if cached is not None:
+                self._tool_cache = [MCPTool.model_validate(tool) for tool in cached]
+                return self._tool_cache
+            for name in names:
+                self.load(name)
+            built = {
+                t.name: t.model_copy(
                     update={
                         "input_schema": compact_schema(t.input_schema),
                         "output_schema": outline(t.output_schema) if t.output_schema else None,
                         "annotations": compact_annotations(t.annotations),
                     }
                 )
-                for t in tools
-            ]
+                for t in await super().list_tools()
+            }
+            self._tool_cache = [built[name] for name in names]
+            if self._cache is not None:
+                self._cache.put({t.name: t.model_dump(mode="json", by_alias=True) for t in self._tool_cache})
         return self._tool_cache
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        spec = self.specs.get(name)
+        if not self.state.opened:  # the providers' clients open at the first call
+            try:
+                await self.state.ready()
+            except Exception as exc:  # one error model for every failure; the next call tries again
+                if isinstance(exc, PoolpilotError):
+                    return self._redacted(render_error(exc.info))
+                info = internal_error()
+                log.error("incident %s opening the provider clients for %s", info.incident_id, name, exc_info=exc)
+                return self._redacted(render_error(info))
         toolsets = self.state.toolsets
         # Only a tool of a run-time toolset depends on the session (reading it costs a third of a read's own time).
-        if spec is not None and name in toolsets.dynamic and not toolsets.visible(name, connection_of(context)):
+        if name in toolsets.dynamic and not toolsets.visible(name, connection_of(context)):
             spec = None
+        else:
+            spec = self.specs.get(name) or self.load(name)
         if spec is not None and spec.safety is Safety.READ:
             return await self._read(name, arguments, context)  # no guard, no audit, one serialisation
         if spec is None:
@@ -166,7 +198,7 @@ class PoolpilotServer(MCPServer[AppState]):
             raise
         except ToolError as exc:
             declined = None  # a guarded call whose question was accepted without an answer: a decline
-            if self.specs[name].safety is Safety.DESTRUCTIVE:
+            if self.safety[name] is Safety.DESTRUCTIVE:
                 declined = unanswered_decline(exc, self.state.settings.provider_backend(name.split("_", 1)[0]))
             return declined or render_error(self._error_info(name, exc))
 

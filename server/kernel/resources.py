@@ -32,6 +32,7 @@ def reader(state: AppState) -> Reader:
     """Run a read and return its result as compact, redacted JSON; a not-found error is a missing resource."""
 
     async def read(call: Callable[[], Awaitable[BaseModel]]) -> str:
+        await state.ready()  # the providers' clients open at the first call or read
         try:
             result = await call()
         except PoolpilotError as exc:

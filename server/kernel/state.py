@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypeVar, cast
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from poolpilot.server.kernel.provider import Provider
     from poolpilot.server.kernel.sandbox import Sandbox
 
-__all__ = ["AppState", "OpenContext", "ProviderClient", "ToolSpec", "app_state"]
+__all__ = ["AppState", "OpenContext", "ProviderClient", "ToolGroup", "ToolSpec", "app_state"]
 
 C = TypeVar("C")
 
@@ -52,6 +52,16 @@ class ToolSpec:
     fn: Callable[..., Awaitable[object]]
     safety: Safety
     title: str
+
+
+@dataclass(frozen=True)
+class ToolGroup:
+    """The tools of one toolset a server offers, known by name and safety class; their specs (and modules) load
+    together, at the first call of one of them or when tools/list has to be built."""
+
+    toolset: str
+    safety: Mapping[str, Safety]  # name -> class, in tools/list order
+    load: Callable[[], Sequence[ToolSpec]]
 
 
 async def _real_sleep(seconds: float) -> None:
@@ -86,6 +96,22 @@ class AppState:
     providers: dict[str, Provider] = field(default_factory=dict)
     # The toolsets this server offers and the ones each session enabled at run time.
     toolsets: Toolsets = field(default_factory=Toolsets)
+    # Opens the enabled providers' clients: set by the server's lifespan, run by `ready()` before the first tool
+    # call or resource read, not at start (their modules are most of what start-up would import: issue 23).
+    opener: Callable[[], Awaitable[None]] | None = None
+    opened: bool = False
+    _opening: anyio.Lock | None = field(default=None, repr=False)
+
+    async def ready(self) -> None:
+        """The clients are open (once per lifespan; concurrent first calls wait for the one that opens)."""
+        if self.opened or self.opener is None:
+            return
+        if self._opening is None:
+            self._opening = anyio.Lock()
+        async with self._opening:
+            if not self.opened and self.opener is not None:
+                await self.opener()
+                self.opened = True
 
     def client(self, provider: str, kind: type[C]) -> C:
         found = self.clients.get(provider)

@@ -4,6 +4,9 @@ each provider's client, the sandbox when a provider uses it, and the kernel's ca
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,15 +23,15 @@ from poolpilot.server.kernel.pipeline import PoolpilotServer, configure_logging
 from poolpilot.server.kernel.provider import Provider
 from poolpilot.server.kernel.redact import Redactor
 from poolpilot.server.kernel.sandbox import FaultPlan, Sandbox
-from poolpilot.server.kernel.state import AppState, OpenContext, ToolSpec
+from poolpilot.server.kernel.state import AppState, OpenContext, ToolGroup, ToolSpec
 from poolpilot.server.kernel.store import StateStore, open_store
 from poolpilot.server.kernel.tokens import REQUEST_STATE_LABEL, TokenSigner, derive_key
+from poolpilot.server.kernel.toolcache import ToolCache
 from poolpilot.server.kernel.toolsets import SPECS as TOOLSET_SPECS
 from poolpilot.server.kernel.toolsets import TOOL_NAMES as TOOLSET_TOOLS
 from poolpilot.server.shell.registry import faces as registered
 
 __all__ = [
-    "Deferred",
     "PoolpilotServer",
     "ToolPlan",
     "build_app",
@@ -55,30 +58,37 @@ def default_toolsets(settings: Settings, faces: Sequence[Provider] | None = None
 
 
 @dataclass(frozen=True)
-class Deferred:
-    """Tools of a run-time toolset: their modules load when a session first enables it."""
-
-    face: Provider
-    toolset: str
-    tools: tuple[str, ...]
-
-    def specs(self) -> list[ToolSpec]:
-        return self.face.specs(self.toolset, self.tools)
-
-
-@dataclass(frozen=True)
 class ToolPlan:
-    """What a server built from these settings offers."""
+    """What a server built from these settings offers, decided from the tool indexes (nothing loaded)."""
 
     enabled: list[Provider]  # faces with a toolset on (their clients are opened)
-    specs: list[ToolSpec]  # the tools every session starts with
-    dynamic: list[Deferred]  # shown once a session enables their toolset (not loaded until then)
+    start: list[ToolGroup]  # the tools every session starts with, by toolset
+    dynamic: list[ToolGroup]  # shown once a session enables their toolset
     hidden: dict[str, str]  # every other known tool -> why it is not in tools/list at start
     toolsets: list[ToolsetEntry]
 
+    @property
+    def names(self) -> list[str]:
+        """The tools every session starts with, in tools/list order."""
+        return [name for group in self.start for name in group.safety]
+
+    @property
+    def specs(self) -> list[ToolSpec]:
+        """Their specs (this imports their modules: for `poolpilot tools` and tests, not for start-up)."""
+        return [spec for group in self.start for spec in group.load()]
+
+
+def _group(face: Provider, toolset: str, names: list[str]) -> ToolGroup:
+    safety = {name: Safety(face.index[name]) for name in names}
+    return ToolGroup(toolset, safety, functools.partial(face.specs, toolset, frozenset(names)))
+
+
+def _toolset_tools(names: frozenset[str]) -> list[ToolSpec]:
+    return [spec for spec in TOOLSET_SPECS if spec.name in names]
+
 
 def plan_tools(settings: Settings, faces: Sequence[Provider] | None = None) -> ToolPlan:
-    """Decided from the faces' tool indexes: only the tool modules of the toolsets on at start are imported."""
+    """Decided from the faces' tool indexes alone: no tool module is imported here."""
     faces = registered() if faces is None else faces
     settings = complete(settings, faces)
     names = [n for f in faces for n in f.toolset_names()]
@@ -119,11 +129,12 @@ def plan_tools(settings: Settings, faces: Sequence[Provider] | None = None) -> T
                 later.setdefault((face.name, toolset), []).append(name)
                 plan.hidden[name] = "toolset_off"
     by_name = {face.name: face for face in faces}
-    for (face_name, toolset), tools in start.items():
-        plan.specs.extend(by_name[face_name].specs(toolset, tools))
-    for (face_name, toolset), tools in later.items():
-        plan.dynamic.append(Deferred(by_name[face_name], toolset, tuple(tools)))
-    plan.specs.extend(s for s in TOOLSET_SPECS if settings.tools is None or s.name in settings.tools)
+    plan.start.extend(_group(by_name[f], toolset, tools) for (f, toolset), tools in start.items())
+    plan.dynamic.extend(_group(by_name[f], toolset, tools) for (f, toolset), tools in later.items())
+    own = frozenset(s.name for s in TOOLSET_SPECS if settings.tools is None or s.name in settings.tools)
+    if own:
+        classes = {s.name: s.safety for s in TOOLSET_SPECS if s.name in own}
+        plan.start.append(ToolGroup("toolsets", classes, functools.partial(_toolset_tools, own)))
     for face in faces:
         blocked = None
         if face not in enabled:
@@ -206,8 +217,9 @@ def build_app(
         signer=TokenSigner(settings.confirm_secret, settings.confirm_ttl_s, clock, store),
         audit=audit_log,
     )
-    if sandbox is None and any(settings.provider_backend(f.name) == "sandbox" and f.sandbox for f in enabled):
-        sandbox = build_sandbox(settings, faces)
+    # The embedded sandbox and the providers' clients are made at the first tool call or resource read
+    # (`AppState.ready`): initialize and tools/list need neither.
+    needs_sandbox = any(settings.provider_backend(f.name) == "sandbox" and f.sandbox for f in enabled)
     state = AppState(
         settings=settings,
         guard=guard,
@@ -223,27 +235,36 @@ def build_app(
     async def lifespan(_: MCPServer[AppState]) -> AsyncIterator[AppState]:
         async with AsyncExitStack() as stack:
             stack.push_async_callback(store.aclose)
-            opened = OpenContext(settings=settings, redactor=redactor, sandbox=sandbox, clock=clock)
-            if sleep is not None:
-                opened = dataclasses.replace(opened, sleep=sleep)
-            if jitter is not None:
-                opened = dataclasses.replace(opened, jitter=jitter)
-            for face in enabled:
-                client = await face.open(opened)
-                state.clients[face.name] = client
-                stack.push_async_callback(client.aclose)
+
+            async def open_clients() -> None:
+                if state.sandbox is None and needs_sandbox:
+                    state.sandbox = build_sandbox(settings, faces)
+                opened = OpenContext(settings=settings, redactor=redactor, sandbox=state.sandbox, clock=clock)
+                if sleep is not None:
+                    opened = dataclasses.replace(opened, sleep=sleep)
+                if jitter is not None:
+                    opened = dataclasses.replace(opened, jitter=jitter)
+                for face in enabled:
+                    if face.name not in state.clients:  # a failed open is tried again at the next call
+                        client = await face.open(opened)
+                        stack.push_async_callback(client.aclose)
+                        state.clients[face.name] = client
+
+            state.opener, state.opened = open_clients, False
             try:
                 yield state
             finally:
+                state.opener, state.opened = None, False
                 state.clients.clear()
 
     security = None
     if settings.confirm_secret:
         security = RequestStateSecurity(keys=[derive_key(settings.confirm_secret, REQUEST_STATE_LABEL)])
     app = PoolpilotServer(
-        specs=plan.specs,
+        groups=plan.start + plan.dynamic,
         hidden=plan.hidden,
         state=state,
+        cache=_tool_cache(settings, faces),
         name="poolpilot",
         version=_version(),
         instructions=_instructions(settings, enabled),
@@ -251,16 +272,32 @@ def build_app(
         request_state_security=security,
         log_level="WARNING",
     )
-    for spec in plan.specs:
-        app.register(spec)
-    for deferred in plan.dynamic:
-        app.defer(deferred.toolset, deferred.specs)
     # Resources follow every tool a session may enable.
-    names = frozenset(spec.name for spec in plan.specs) | {t for d in plan.dynamic for t in d.tools}
+    names = frozenset(app.safety)
     for face in enabled:
         if face.extras is not None:
             face.extras(app, state, names)
     return app
+
+
+def _tool_cache(settings: Settings, faces: Sequence[Provider]) -> ToolCache | None:
+    """The tool cache of this code: poolpilot's own folders and the folder of each face's tool loader (a provider
+    outside the package too). None when off, or when a face's folder cannot be told."""
+    if settings.tool_cache is None:
+        return None
+    import poolpilot.server
+    import poolpilot.tools
+
+    roots = [*poolpilot.server.__path__, *poolpilot.tools.__path__]
+    for face in faces:
+        module = sys.modules.get(getattr(face.load, "__module__", None) or "")
+        where = getattr(module, "__file__", None)
+        if where is None:
+            return None
+        folder = os.path.dirname(os.path.abspath(where))
+        if not any(folder == root or folder.startswith(root + os.sep) for root in roots):
+            roots.append(folder)
+    return ToolCache(settings.tool_cache, roots)
 
 
 def _version() -> str:

@@ -44,14 +44,14 @@ class Local(NamedTuple):
 def persistent(settings: Settings) -> Local:
     """The secret from the state directory unless POOLPILOT_CONFIRM_SECRET is set; used nonces there unless a
     shared store (POOLPILOT_STATE_URL) keeps them; the sandbox there when a provider uses it."""
-    from poolpilot.server.shell.app import build_sandbox, select_tools
+    from poolpilot.server.shell.app import build_sandbox, plan_tools
     from poolpilot.server.shell.localstate import FileNonces, FileStore, confirm_secret, state_dir
 
     directory = state_dir()
     if not settings.confirm_secret:
         settings = dataclasses.replace(settings, confirm_secret=confirm_secret(directory))
     store = FileNonces(directory) if settings.state_url is None else None
-    enabled, _, _ = select_tools(settings)
+    enabled = plan_tools(settings).enabled
     if not any(f.sandbox is not None and settings.provider_backend(f.name) == "sandbox" for f in enabled):
         return Local(settings, None, store)
     sandbox = build_sandbox(settings)
@@ -60,8 +60,8 @@ def persistent(settings: Settings) -> Local:
 
 
 def _safety(app: PoolpilotServer, name: str) -> str:
-    spec = app.specs.get(name)
-    return str(spec.safety.value) if spec is not None else "unknown"
+    safety = app.safety.get(name)
+    return str(safety.value) if safety is not None else "unknown"
 
 
 async def _lookup(app: PoolpilotServer, client: Client, name: str) -> Tool | None:

@@ -15,13 +15,15 @@ __all__ = ["banner", "print_tools", "serve"]
 
 def banner(settings: Settings) -> str:
     from poolpilot.server.kernel.guard import Safety
-    from poolpilot.server.shell.app import select_tools
+    from poolpilot.server.shell.app import plan_tools
 
-    toolsets, specs, _ = select_tools(settings)
-    first_read = next((s.name for s in specs if s.safety is Safety.READ), "TOOL")
+    plan = plan_tools(settings)
+    toolsets, names = plan.enabled, plan.names
+    classes = {name: safety for group in plan.start for name, safety in group.safety.items()}
+    first_read = next((n for n in names if classes[n] is Safety.READ), "TOOL")
     from poolpilot.server.shell.terminal import program
 
-    lines = [f"poolpilot: {len(specs)} tools, transport {settings.transport}"]
+    lines = [f"poolpilot: {len(names)} tools, transport {settings.transport}"]
     for ts in toolsets:
         backend = settings.provider_backend(ts.name)
         note = "demo data, not production" if backend == "sandbox" else "REAL resources"

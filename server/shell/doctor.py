@@ -158,9 +158,9 @@ async def diagnose(
     faces = registered()
     try:
         settings = load_settings(flags, env, faces)
-        from poolpilot.server.shell.app import select_tools
+        from poolpilot.server.shell.app import plan_tools
 
-        select_tools(settings, faces)
+        plan_tools(settings, faces)
     except ConfigError as exc:
         checks += [_config_fail("settings", exc), _check("other checks", "fail", "skipped")]
     else:

@@ -51,39 +51,52 @@ def test_read_only_is_decided_from_the_index_without_loading_the_other_toolsets(
     assert all(spec.safety is Safety.READ for spec in plan.specs)
     assert plan.hidden["digitalocean_delete_pool"] == "read_only"
     assert plan.hidden["digitalocean_resize_cluster"] == "read_only"
-    deferred = {d.toolset: d.tools for d in plan.dynamic}
-    assert deferred["digitalocean_cluster"] == ("digitalocean_get_cluster_config", "digitalocean_list_cluster_options")
+    deferred = {d.toolset: list(d.safety) for d in plan.dynamic}
+    assert deferred["digitalocean_cluster"] == ["digitalocean_get_cluster_config", "digitalocean_list_cluster_options"]
 
 
 _PROBE = """
-import json, sys
+import anyio, json, sys
 from poolpilot.server.shell.app import build_app, load_settings
-build_app(load_settings())
+app = build_app(load_settings())
+if sys.argv[1] == "list":
+    anyio.run(app.list_tools)
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("poolpilot.tools."))))
 """
 
 
-def _modules_at_start(tmp_path: Path, **env: str) -> set[str]:
+def _modules_at_start(tmp_path: Path, then: str = "nothing", **env: str) -> set[str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("POOLPILOT_", "DIGITALOCEAN_", "HUAWEI"))}
     environ |= {"POOLPILOT_BACKEND": "sandbox", "POOLPILOT_AUDIT_LOG": str(tmp_path / "audit.jsonl"), **env}
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE], cwd=REPO, env=environ, capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", _PROBE, then],
+        cwd=REPO,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return set(json.loads(out.stdout))
 
 
-def test_start_up_imports_the_tool_modules_of_the_toolsets_on_only(tmp_path: Path) -> None:
-    default = _modules_at_start(tmp_path)
+def test_start_up_imports_no_tool_module_client_model_or_sandbox(tmp_path: Path) -> None:
+    """The faces, their settings and resource registration only: everything else loads at the first call."""
+    allowed = {"settings", "resources"}
+    at_start = _modules_at_start(tmp_path, POOLPILOT_TOOL_CACHE="off")
+    assert at_start, "the probe saw no provider module"
+    for module in at_start:
+        parts = module.split(".")
+        assert len(parts) == 3 or parts[3] in allowed, module
+
+
+def test_building_the_tool_list_imports_the_tool_modules_of_the_toolsets_on_only(tmp_path: Path) -> None:
+    default = _modules_at_start(tmp_path, "list", POOLPILOT_TOOL_CACHE="off")
     assert "poolpilot.tools.digitalocean.tools" in default
     assert "poolpilot.tools.taurusdb.tools" in default
-    off = [
-        "poolpilot.tools.digitalocean.user_tools",  # digitalocean_users
-        "poolpilot.tools.digitalocean.cluster_tools",  # digitalocean_cluster
-        "poolpilot.tools.taurusdb.admin_tools",  # taurusdb_proxy_admin
-        "poolpilot.tools.pools.codetools",  # pools_code
-        "poolpilot.tools.pgbouncer.tools",  # no instance configured: the provider is off
-        "poolpilot.tools.pgbouncer.config",
-    ]
+    assert "poolpilot.tools.digitalocean.user_tools" in default  # a run-time toolset a session may enable
+    off = ["poolpilot.tools.pgbouncer.tools", "poolpilot.tools.pgbouncer.config"]  # no instance: provider off
     assert not default & set(off)
-    every = "digitalocean,digitalocean_users,digitalocean_cluster,taurusdb,taurusdb_proxy_admin,pools,pools_code"
-    assert set(off[:4]) <= _modules_at_start(tmp_path, POOLPILOT_TOOLSETS=every)
+    only = _modules_at_start(tmp_path, "list", POOLPILOT_TOOL_CACHE="off", POOLPILOT_TOOLS="digitalocean_list_pools")
+    assert "poolpilot.tools.digitalocean.tools" in only
+    assert not {"poolpilot.tools.taurusdb.tools", "poolpilot.tools.digitalocean.user_tools"} & only

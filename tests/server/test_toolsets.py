@@ -40,6 +40,21 @@ DATABASES = {
     "digitalocean_create_database",
     "digitalocean_delete_database",
 }
+USERS = {"digitalocean_list_users", "digitalocean_get_user", "digitalocean_create_user", "digitalocean_delete_user"}
+CLUSTER_TOOLS = {
+    "digitalocean_get_cluster_config",
+    "digitalocean_update_cluster_config",
+    "digitalocean_list_cluster_options",
+    "digitalocean_resize_cluster",
+}
+ADMIN = {
+    "taurusdb_get_proxy_version",
+    "taurusdb_upgrade_proxy_version",
+    "taurusdb_get_proxy_parameters",
+    "taurusdb_set_proxy_parameters",
+    "taurusdb_set_proxy_session_consistency",
+}
+CODE = {"pools_export", "pools_plan", "pools_apply"}
 
 
 class Notices:
@@ -103,20 +118,23 @@ async def test_toolsets_enable_adds_the_tools_for_this_session_and_notifies(tmp_
             assert refused["code"] == "tool_not_allowed"
 
 
-async def test_tools_of_a_run_time_toolset_are_registered_when_a_session_first_enables_it(tmp_path: Path) -> None:
-    """Registering a tool builds its models and schemas: start-up leaves that to the first enable (issue 23)."""
+async def test_tools_register_at_the_first_list_without_a_cache_and_run_time_toolsets_show_per_session(
+    tmp_path: Path,
+) -> None:
+    """Registering a tool builds its models and schemas: start-up leaves it to the first tools/list (without a tool
+    cache; tests/server/test_tool_cache.py has the cached start) or the first call (issue 23)."""
     app, _, _ = make_app(tmp_path / "audit.jsonl", toolsets=None)
 
     async def registered() -> set[str]:
         return {t.name for t in await MCPServer.list_tools(app)}  # the SDK's own registry, not tools/list
 
-    before = await registered()
-    assert before >= DEFAULT and not before & DATABASES
+    assert await registered() == set()
     async with open_client(app, mode="legacy") as client:
+        assert await _names(client) == DEFAULT  # no tool cache: tools/list built every group, the run-time ones too
+        assert await registered() == DEFAULT | DATABASES | USERS | CLUSTER_TOOLS | ADMIN | CODE
         ok_data(await client.call_tool("toolsets_enable", {"toolset": "digitalocean_databases"}))
-        assert await registered() >= DATABASES
         assert await _names(client) == DEFAULT | DATABASES
-    async with open_client(app, mode="legacy") as other:  # registered once for the server, shown per session
+    async with open_client(app, mode="legacy") as other:  # enabled for that session, not for the server
         assert await _names(other) == DEFAULT
         ok_data(await other.call_tool("toolsets_enable", {"toolset": "digitalocean_databases"}))
         assert await _names(other) == DEFAULT | DATABASES

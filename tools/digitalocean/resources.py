@@ -19,9 +19,7 @@ def register(app: MCPServer[AppState], state: AppState, enabled: frozenset[str])
 
 
 def _register(app: MCPServer[Any], read: Reader, *, with_pool: bool) -> None:
-    from poolpilot.tools.digitalocean.models import ClusterId, PoolName
-    from poolpilot.tools.digitalocean.tools import digitalocean_get_pool, digitalocean_list_pools
-
+    # The tools' modules are imported at the first read, not here (start-up imports no tool module: issue 23).
     @app.resource(
         "digitalocean://clusters/{cluster_id}/pools",
         name="digitalocean_pools",
@@ -29,6 +27,9 @@ def _register(app: MCPServer[Any], read: Reader, *, with_pool: bool) -> None:
         mime_type=JSON,
     )
     async def pools(cluster_id: str, ctx: Context) -> str:
+        from poolpilot.tools.digitalocean.models import ClusterId
+        from poolpilot.tools.digitalocean.tools import digitalocean_list_pools
+
         cid = valid(ClusterId, "cluster_id", cluster_id)
         return await read(lambda: digitalocean_list_pools(ctx, cid, page_size=100))
 
@@ -42,5 +43,8 @@ def _register(app: MCPServer[Any], read: Reader, *, with_pool: bool) -> None:
         mime_type=JSON,
     )
     async def pool(cluster_id: str, pool_name: str, ctx: Context) -> str:
+        from poolpilot.tools.digitalocean.models import ClusterId, PoolName
+        from poolpilot.tools.digitalocean.tools import digitalocean_get_pool
+
         cid, name = valid(ClusterId, "cluster_id", cluster_id), valid(PoolName, "pool_name", pool_name)
         return await read(lambda: digitalocean_get_pool(ctx, cid, name))

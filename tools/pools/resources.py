@@ -42,13 +42,13 @@ def register_extras(app: MCPServer[AppState], state: AppState, enabled: frozense
         _reconcile(app)
     if "pools_overview" not in enabled:
         return
-    from poolpilot.tools.pools.collect import collect
-
     read = reader(state)
 
     # A static resource gets no Context (SDK rule), so it reads the app state the lifespan fills.
     @app.resource("poolpilot://overview", name="overview", description="pools_overview as JSON", mime_type=JSON)
     async def overview() -> str:
+        from poolpilot.tools.pools.collect import collect  # at the first read (start-up imports no tool module)
+
         return await read(lambda: collect(state))
 
     @functools.cache

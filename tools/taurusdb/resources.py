@@ -19,9 +19,6 @@ def register(app: MCPServer[AppState], state: AppState, enabled: frozenset[str])
 
 
 def _register(app: MCPServer[Any], read: Reader) -> None:
-    from poolpilot.tools.taurusdb.models import InstanceId
-    from poolpilot.tools.taurusdb.tools import taurusdb_list_proxies
-
     @app.resource(
         "taurusdb://instances/{instance_id}/proxies",
         name="taurusdb_proxies",
@@ -29,5 +26,9 @@ def _register(app: MCPServer[Any], read: Reader) -> None:
         mime_type=JSON,
     )
     async def proxies(instance_id: str, ctx: Context) -> str:
+        # Imported at the first read, not at registration (start-up imports no tool module: issue 23).
+        from poolpilot.tools.taurusdb.models import InstanceId
+        from poolpilot.tools.taurusdb.tools import taurusdb_list_proxies
+
         iid = valid(InstanceId, "instance_id", instance_id)
         return await read(lambda: taurusdb_list_proxies(ctx, iid))
