@@ -68,7 +68,7 @@ class PoolpilotServer(MCPServer[AppState]):
         self.hidden = dict(hidden)
         self.state = state
         self._cache = cache
-        self._tool_cache: list[MCPTool] | None = None
+        self._listed_tools: dict[str, MCPTool] = {}  # the listed form of each tool seen so far
         self._session_lists: dict[frozenset[str], list[MCPTool]] = {}
         self._announce_tool_list_changes()
 
@@ -122,8 +122,7 @@ class PoolpilotServer(MCPServer[AppState]):
         found = self._session_lists.get(enabled)
         if found is None:
             dynamic = self.state.toolsets.dynamic
-            every = await self._every_tool()
-            found = [t for t in every if t.name not in dynamic or dynamic[t.name] in enabled]
+            found = await self._listed([n for n in self.safety if n not in dynamic or dynamic[n] in enabled])
             self._session_lists[enabled] = found
         return found
 
@@ -131,31 +130,37 @@ class PoolpilotServer(MCPServer[AppState]):
         """The tools every session starts with."""
         return await self.session_tools(frozenset())
 
-    async def _every_tool(self) -> list[MCPTool]:
-        """Every tool a session may see, in plan order: from the tool cache when it has them all, else built (every
-        group loaded) and written to the cache for the next start."""
-        if self._tool_cache is None:
-            names = list(self.safety)
-            cached = self._cache.get(names) if self._cache is not None else None
-            if cached is not None:
-                self._tool_cache = [MCPTool.model_validate(tool) for tool in cached]
-                return self._tool_cache
-            for name in names:
-                self.load(name)
-            built = {
-                t.name: t.model_copy(
-                    update={
-                        "input_schema": compact_schema(t.input_schema),
-                        "output_schema": outline(t.output_schema) if t.output_schema else None,
-                        "annotations": compact_annotations(t.annotations),
-                    }
-                )
-                for t in await super().list_tools()
-            }
-            self._tool_cache = [built[name] for name in names]
-            if self._cache is not None:
-                self._cache.put({t.name: t.model_dump(mode="json", by_alias=True) for t in self._tool_cache})
-        return self._tool_cache
+    async def _listed(self, names: list[str]) -> list[MCPTool]:
+        """The listed form of `names`, in that order: from the tool cache when it has every one not seen yet, else
+        built (their toolsets loaded and registered) and written to the cache for the next start."""
+        missing = [name for name in names if name not in self._listed_tools]
+        if missing:
+            cached = self._cache.get(missing) if self._cache is not None else None
+            try:
+                read = [MCPTool.model_validate(tool) for tool in cached] if cached is not None else None
+            except ValidationError:  # a file that is not what this code wrote: built instead
+                read = None
+            if read is not None:
+                self._listed_tools.update((tool.name, tool) for tool in read)
+            else:
+                for name in missing:
+                    self.load(name)
+                wanted = set(missing)
+                built = {
+                    t.name: t.model_copy(
+                        update={
+                            "input_schema": compact_schema(t.input_schema),
+                            "output_schema": outline(t.output_schema) if t.output_schema else None,
+                            "annotations": compact_annotations(t.annotations),
+                        }
+                    )
+                    for t in await super().list_tools()
+                    if t.name in wanted
+                }
+                self._listed_tools.update(built)
+                if self._cache is not None:
+                    self._cache.put({n: built[n].model_dump(mode="json", by_alias=True) for n in missing})
+        return [self._listed_tools[name] for name in names]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None

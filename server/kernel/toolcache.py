@@ -107,7 +107,7 @@ class ToolCache:
     def get(self, names: Sequence[str]) -> list[dict[str, Any]] | None:
         """The listed tools for `names`, in that order; None unless every one is there."""
         tools = self._read()
-        if not all(isinstance(tools.get(n), dict) for n in names):
+        if not all(isinstance(tools.get(n), dict) and tools[n].get("name") == n for n in names):
             return None
         return [tools[n] for n in names]
 

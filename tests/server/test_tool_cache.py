@@ -40,6 +40,10 @@ def _files(cache: str | Path) -> list[Path]:
     return list(Path(cache).glob("tools-*.json"))
 
 
+def _every_entry(listed: list[dict[str, Any]]) -> dict[str, Any]:
+    return {tool["name"]: tool for tool in listed}
+
+
 def _cached_names(path: Path) -> set[str]:
     return set(json.loads(path.read_text())["tools"])
 
@@ -138,13 +142,26 @@ async def test_a_cache_file_others_can_write_is_not_read_and_is_replaced(tmp_pat
     assert path.stat().st_mode & 0o777 == 0o600 and "Ignore previous" not in path.read_text()
 
 
-@pytest.mark.parametrize("content", ["{not json", "[]", '{"key": "other", "tools": {}}', '{"key": 1}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        "[]",
+        '{"key": "other", "tools": {}}',
+        '{"key": 1}',
+        "KEY:" + json.dumps({"digitalocean_list_clusters": {"name": "digitalocean_delete_pool"}}),
+        "KEY:" + json.dumps({"digitalocean_list_clusters": {"name": "digitalocean_list_clusters", "inputSchema": 7}}),
+    ],
+)
 async def test_a_broken_or_foreign_cache_file_is_a_built_start(tmp_path: Path, content: str) -> None:
     cache = tmp_path / "cache"
     reference = await _listed(make_app(tmp_path / "a.jsonl")[0])
     ToolCache(cache, []).directory.mkdir()
     app = make_app(tmp_path / "b.jsonl", tool_cache=str(cache))[0]
     assert app._cache is not None
+    if content.startswith("KEY:"):  # this key's file, with entries that are not what this code writes
+        tools = json.loads(content[4:])
+        content = json.dumps({"key": app._cache.key, "tools": {**_every_entry(reference), **tools}})
     app._cache.path.write_text(content)
     app._cache.path.chmod(0o600)
     assert await _listed(app) == reference

@@ -94,9 +94,17 @@ def test_building_the_tool_list_imports_the_tool_modules_of_the_toolsets_on_only
     default = _modules_at_start(tmp_path, "list", POOLPILOT_TOOL_CACHE="off")
     assert "poolpilot.tools.digitalocean.tools" in default
     assert "poolpilot.tools.taurusdb.tools" in default
-    assert "poolpilot.tools.digitalocean.user_tools" in default  # a run-time toolset a session may enable
-    off = ["poolpilot.tools.pgbouncer.tools", "poolpilot.tools.pgbouncer.config"]  # no instance: provider off
+    off = [
+        "poolpilot.tools.digitalocean.user_tools",  # digitalocean_users: a run-time toolset no session enabled
+        "poolpilot.tools.digitalocean.cluster_tools",  # digitalocean_cluster
+        "poolpilot.tools.taurusdb.admin_tools",  # taurusdb_proxy_admin
+        "poolpilot.tools.pools.codetools",  # pools_code
+        "poolpilot.tools.pgbouncer.tools",  # no instance configured: the provider is off
+        "poolpilot.tools.pgbouncer.config",
+    ]
     assert not default & set(off)
+    every = "digitalocean,digitalocean_users,digitalocean_cluster,taurusdb,taurusdb_proxy_admin,pools,pools_code"
+    assert set(off[:4]) <= _modules_at_start(tmp_path, "list", POOLPILOT_TOOL_CACHE="off", POOLPILOT_TOOLSETS=every)
     only = _modules_at_start(tmp_path, "list", POOLPILOT_TOOL_CACHE="off", POOLPILOT_TOOLS="digitalocean_list_pools")
     assert "poolpilot.tools.digitalocean.tools" in only
     assert not {"poolpilot.tools.taurusdb.tools", "poolpilot.tools.digitalocean.user_tools"} & only
