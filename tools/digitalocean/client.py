@@ -25,7 +25,7 @@ import httpx2
 from pydantic import BaseModel
 
 from poolpilot.server.kernel.errors import ErrorInfo, PoolpilotError
-from poolpilot.server.kernel.http import UPSTREAM_LIMITS, Upstream
+from poolpilot.server.kernel.http import UPSTREAM_LIMITS, Upstream, live_transport
 from poolpilot.server.kernel.state import OpenContext
 from poolpilot.server.kernel.text import quote, shown
 from poolpilot.tools.digitalocean.errors import hinter, listed, member, next_page, parse_error, read_body
@@ -377,7 +377,7 @@ async def open_client(ctx: OpenContext) -> DigitalOceanClient:
         base_url, token = SANDBOX_BASE_URL, SANDBOX_TOKEN
         transport: httpx2.AsyncBaseTransport | None = ctx.sandbox.transport()
     else:
-        base_url, token, transport = own.url, own.token or "", None
+        base_url, token, transport = own.url, own.token or "", live_transport()
         ctx.redactor.add(token)
     headers = {"Accept": "application/json", "User-Agent": "poolpilot"}
     if token:

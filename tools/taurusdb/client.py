@@ -21,7 +21,7 @@ from urllib.parse import quote
 import httpx2
 
 from poolpilot.server.kernel.errors import ErrorCode, ErrorInfo, PoolpilotError
-from poolpilot.server.kernel.http import UPSTREAM_LIMITS, ProviderErrorParts, Upstream, unreachable_hint
+from poolpilot.server.kernel.http import UPSTREAM_LIMITS, ProviderErrorParts, Upstream, live_transport, unreachable_hint
 from poolpilot.server.kernel.state import OpenContext
 from poolpilot.tools.taurusdb.models import PROJECT_ID_PATTERN, ApiInstance, ApiJob, ApiProxyEntry, PoolType, read_body
 from poolpilot.tools.taurusdb.regions import REGIONS, endpoint_for
@@ -338,7 +338,7 @@ async def open_client(ctx: OpenContext) -> TaurusDBClient:
         transport = ctx.sandbox.transport()
         base_url, ak, sk, project = SANDBOX_BASE_URL, SANDBOX_AK, SANDBOX_SK, SANDBOX_PROJECT_ID
     else:
-        problem = _live_problem(ctx)
+        problem, transport = _live_problem(ctx), live_transport()
         region = own.region
         base_url = own.url or (endpoint_for(region) if region in REGIONS and region else "")
         ak, sk, token = own.ak or "", own.sk or "", own.iam_token
