@@ -33,6 +33,8 @@ __all__ = ["ToolCache", "default_directory"]
 
 log = logging.getLogger("poolpilot")
 
+_KEEP = 4  # cache files kept, newest first
+
 _LIBRARIES = ("mcp", "mcp_types", "pydantic", "pydantic_core", "pydantic_core._pydantic_core")
 
 
@@ -112,7 +114,7 @@ class ToolCache:
         return [tools[n] for n in names]
 
     def put(self, tools: Mapping[str, dict[str, Any]]) -> None:
-        """Add `tools` to the file of this key (atomically; other keys' files are removed)."""
+        """Add `tools` to the file of this key (atomically; only the newest few other keys' files are kept)."""
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             merged = {**self._read(), **tools}
@@ -125,8 +127,10 @@ class ToolCache:
             except BaseException:
                 os.unlink(tmp)
                 raise
-            for old in self.directory.glob("tools-*.json"):
-                if old != self.path:
-                    old.unlink(missing_ok=True)
+            # Older keys' files go, but a few stay: two installs (or two checkouts) in use side by side would
+            # otherwise rebuild at every start, each removing the other's file.
+            files = sorted(self.directory.glob("tools-*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
+            for old in files[_KEEP:]:
+                old.unlink(missing_ok=True)
         except OSError as exc:
             log.debug("tool cache %s not written: %s", self.directory, exc)

@@ -15,19 +15,12 @@ from mcp.server.mcpserver import MCPServer
 from poolpilot.server.kernel.config import load_settings
 from poolpilot.server.kernel.toolcache import ToolCache, default_directory
 from poolpilot.server.shell.app import build_app
+from tests.server.test_toolsets import DEFAULT
 from tests.support import make_app, ok_data, open_client
 
 pytestmark = pytest.mark.anyio
 
-DO_OWN = {
-    "digitalocean_list_clusters",
-    "digitalocean_get_cluster",
-    "digitalocean_list_pools",
-    "digitalocean_get_pool",
-    "digitalocean_create_pool",
-    "digitalocean_update_pool",
-    "digitalocean_delete_pool",
-}
+DO_OWN = {name for name in DEFAULT if name.startswith("digitalocean_")}  # the provider's own toolset
 
 
 async def _listed(app: Any, **client: Any) -> list[dict[str, Any]]:
@@ -183,3 +176,17 @@ def test_the_cache_directory_is_the_users_cache_unless_set_or_off(tmp_path: Path
     assert load_settings(env=env | {"POOLPILOT_TOOL_CACHE": "/srv/c"}).tool_cache == "/srv/c"
     settings = replace(load_settings(env=env | {"POOLPILOT_TOOL_CACHE": "off"}))
     assert build_app(settings)._cache is None
+
+
+def test_a_few_other_keys_files_are_kept_for_installs_used_side_by_side(tmp_path: Path) -> None:
+    sources = []
+    for i in range(6):
+        src = tmp_path / f"src{i}"
+        src.mkdir()
+        (src / "m.py").write_text(f"V = {i}\n")
+        sources.append(ToolCache(tmp_path / "cache", [str(src)]))
+        sources[-1].put({"t": {"name": "t"}})
+        os.utime(sources[-1].path, (time.time() - 100 + i, time.time() - 100 + i))  # written in this order
+    kept = {p.name for p in _files(tmp_path / "cache")}
+    assert kept == {c.path.name for c in sources[2:]}
+    assert sources[5].get(["t"]) == [{"name": "t"}] and sources[2].get(["t"]) == [{"name": "t"}]
