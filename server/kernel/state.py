@@ -102,6 +102,10 @@ class AppState:
     opened: bool = False
     _opening: anyio.Lock | None = field(default=None, repr=False)
 
+    def open_with(self, opener: Callable[[], Awaitable[None]] | None) -> None:
+        """Set by the lifespan as it starts (the opener) and ends (None): nothing is open either way."""
+        self.opener, self.opened, self._opening = opener, False, None
+
     async def ready(self) -> None:
         """The clients are open (once per lifespan; concurrent first calls wait for the one that opens)."""
         if self.opened or self.opener is None:

@@ -250,11 +250,11 @@ def build_app(
                         stack.push_async_callback(client.aclose)
                         state.clients[face.name] = client
 
-            state.opener, state.opened = open_clients, False
+            state.open_with(open_clients)
             try:
                 yield state
             finally:
-                state.opener, state.opened = None, False
+                state.open_with(None)
                 state.clients.clear()
 
     security = None

@@ -98,3 +98,15 @@ async def test_a_client_that_fails_to_open_fails_the_call_and_is_tried_again(tmp
         ok_data(await client.call_tool("taurusdb_list_instances", {}))
         ok_data(await client.call_tool("digitalocean_list_clusters", {}))
     assert len(attempts) == 2
+
+
+def test_one_app_serves_two_event_loops_one_after_the_other(tmp_path: Path) -> None:
+    """`poolpilot call` and the pools commands run an app per event loop; nothing of the first loop is kept."""
+    app = build_app(Settings(backend="sandbox", audit_log=str(tmp_path / "a.jsonl")))
+
+    async def once() -> None:
+        async with open_client(app, mode="legacy") as client:
+            ok_data(await client.call_tool("digitalocean_list_clusters", {}))
+
+    anyio.run(once)
+    anyio.run(once)
