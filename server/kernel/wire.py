@@ -15,9 +15,10 @@ each wait for more of the answer (read); a request is handed to the socket whole
 there is no write to time. It refuses to send a method, target or header that could split the request (CR, LF, NUL,
 spaces in the target), and refuses answers that HTTP/1.1 parsers disagree on (obsolete line folding, a header line
 without a colon or with a bad name, differing Content-Length values, a malformed chunk size, a head over 64 KiB)
-with `httpx2.RemoteProtocolError`, closing that connection. Errors are httpx2's, so retries and error mapping
-(server/kernel/http.py) do not change. Proxies keep working: httpx2 mounts its own proxy transport for proxied URLs
-(`HTTP(S)_PROXY`) ahead of this one.
+with `httpx2.RemoteProtocolError`, closing that connection; so is an answer longer than `max_body` (64 MiB: the
+APIs' answers are kilobytes, and a broken or hostile upstream must not fill the memory). Errors are httpx2's, so
+retries and error mapping (server/kernel/http.py) do not change. Proxies keep working: httpx2 mounts its own proxy
+transport for proxied URLs (`HTTP(S)_PROXY`) ahead of this one.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class _Eof(Exception):
 class _Wire(asyncio.Protocol):
     """One connection: what the server sent so far, and a way to wait for more."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_body: int = 64 << 20) -> None:
+        self.max_body = max_body
         self.buffer = bytearray()
         self.eof = False
         self.transport: asyncio.Transport | None = None
@@ -102,7 +104,12 @@ class _Wire(asyncio.Protocol):
             start = max(0, len(self.buffer) - len(marker) + 1)
             await self.more(wait_s)
 
+    def check(self, size: int) -> None:
+        if size > self.max_body:
+            raise httpx2.RemoteProtocolError(f"the server's answer is longer than {self.max_body} bytes")
+
     async def exactly(self, size: int, wait_s: float | None) -> bytes:
+        self.check(size)
         while len(self.buffer) < size:
             await self.more(wait_s)
         found = bytes(self.buffer[:size])
@@ -111,6 +118,7 @@ class _Wire(asyncio.Protocol):
 
     async def rest(self, wait_s: float | None) -> bytes:
         while True:
+            self.check(len(self.buffer))
             try:
                 await self.more(wait_s)
             except _Eof:
@@ -196,6 +204,7 @@ def _values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
 
 async def _chunked(wire: _Wire, wait_s: float | None) -> bytes:
     parts: list[bytes] = []
+    total = 0
     while True:
         line = await wire.until(b"\r\n", _MAX_LINE, wait_s)
         size = line.split(b";", 1)[0].strip(b" \t")
@@ -206,6 +215,8 @@ async def _chunked(wire: _Wire, wait_s: float | None) -> bytes:
             while await wire.until(b"\r\n", _MAX_LINE, wait_s):  # trailer fields, skipped
                 pass
             return b"".join(parts)
+        total += length
+        wire.check(total)
         parts.append(await wire.exactly(length, wait_s))
         if await wire.exactly(2, wait_s) != b"\r\n":
             raise httpx2.RemoteProtocolError("a chunk is longer than its size")
@@ -215,9 +226,15 @@ class LeanTransport(httpx2.AsyncBaseTransport):
     """HTTP/1.1 to the upstream APIs on asyncio (see the module docstring)."""
 
     def __init__(
-        self, *, max_connections: int = 100, keepalive_expiry: float = 5.0, ssl_context: ssl.SSLContext | None = None
+        self,
+        *,
+        max_connections: int = 100,
+        keepalive_expiry: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
+        max_body: int = 64 << 20,
     ) -> None:
         self._ssl = ssl_context  # None: httpx2's default context, made at the first TLS connection
+        self._max_body = max_body  # an answer longer than this is refused (the APIs' answers are kilobytes)
         self._idle: dict[tuple[bytes, bytes, int], deque[_Wire]] = {}
         self._max = max_connections
         self._slots: asyncio.Semaphore | None = None
@@ -237,7 +254,7 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         try:
             async with asyncio.timeout(wait_s):
                 _, wire = await loop.create_connection(
-                    _Wire, name, port, ssl=tls, server_hostname=name if tls else None
+                    lambda: _Wire(self._max_body), name, port, ssl=tls, server_hostname=name if tls else None
                 )
         except TimeoutError as exc:
             raise httpx2.ConnectTimeout(f"connecting to {name}:{port} timed out") from exc

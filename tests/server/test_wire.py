@@ -302,3 +302,21 @@ async def test_tls_verifies_the_server_and_speaks_through_it(certificate: tuple[
                 await client.get(f"https://localhost:{port}/a")
     finally:
         server.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"a" * 1000,
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"100\r\n" + b"a" * 256 + b"\r\n" * 1 + b"300\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"a" * 2000,
+    ],
+    ids=["length", "chunked", "until-close"],
+)
+async def test_an_answer_longer_than_the_bound_is_refused(answer: bytes) -> None:
+    async with (
+        serving(fixed(answer), close_after=True) as (url, _),
+        httpx2.AsyncClient(base_url=url, transport=LeanTransport(max_body=512)) as client,
+    ):
+        with pytest.raises(httpx2.RemoteProtocolError, match="longer than 512 bytes"):
+            await client.get("/a")
