@@ -64,6 +64,12 @@ def _stamp(path: str) -> str:
     return f"{path}:{st.st_size}:{st.st_mtime_ns};"
 
 
+def _foreign(st: os.stat_result) -> bool:
+    """Another user owns the file, or others may write it (no owner check on Windows)."""
+    owner = os.getuid() if hasattr(os, "getuid") else st.st_uid
+    return st.st_uid != owner or bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
 class ToolCache:
     """The listed form of every tool built so far with this code and these libraries, by tool name."""
 
@@ -94,8 +100,7 @@ class ToolCache:
         try:
             with open(self.path, "rb") as handle:
                 st = os.fstat(handle.fileno())
-                owner = os.getuid() if hasattr(os, "getuid") else st.st_uid  # no owner check on Windows
-                if st.st_uid != owner or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                if _foreign(st):
                     log.warning("tool cache %s is not this user's alone: not used", self.path)
                     return {}
                 data = json.loads(handle.read())
@@ -105,6 +110,19 @@ class ToolCache:
             return {}
         tools: dict[str, Any] = data["tools"]
         return tools
+
+    def inspect(self) -> tuple[int, str | None]:
+        """For doctor: how many tools this key's file holds, and why the cache cannot be used (None: it can)."""
+        try:
+            foreign = _foreign(os.stat(self.path))
+        except OSError:
+            foreign = False
+        if foreign:
+            return 0, "the file is not this user's alone, so it is not read"
+        existing = next((p for p in (self.directory, *self.directory.parents) if p.exists()), Path("/"))
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            return len(self._read()), f"{existing} is not a writable directory"
+        return len(self._read()), None
 
     def get(self, names: Sequence[str]) -> list[dict[str, Any]] | None:
         """The listed tools for `names`, in that order; None unless every one is there."""

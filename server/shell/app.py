@@ -40,6 +40,7 @@ __all__ = [
     "load_settings",
     "plan_tools",
     "select_tools",
+    "tool_cache",
 ]
 
 
@@ -264,7 +265,7 @@ def build_app(
         groups=plan.start + plan.dynamic,
         hidden=plan.hidden,
         state=state,
-        cache=_tool_cache(settings, faces),
+        cache=tool_cache(settings, faces),
         name="poolpilot",
         version=_version(),
         instructions=_instructions(settings, enabled),
@@ -280,7 +281,7 @@ def build_app(
     return app
 
 
-def _tool_cache(settings: Settings, faces: Sequence[Provider]) -> ToolCache | None:
+def tool_cache(settings: Settings, faces: Sequence[Provider]) -> ToolCache | None:
     """The tool cache of this code: poolpilot's own folders and the folder of each face's tool loader (a provider
     outside the package too). None when off, or when a face's folder cannot be told."""
     if settings.tool_cache is None:

@@ -92,6 +92,21 @@ def _confirm(settings: Settings) -> Check:
     return _check("confirm mode", "warn", "off: destructive tools act WITHOUT asking anyone", "drop --confirm off")
 
 
+def _tool_cache(settings: Settings, faces: list[Provider]) -> Check:
+    from poolpilot.server.shell.app import tool_cache
+
+    cache = tool_cache(settings, faces)
+    if cache is None:
+        return _check("tool cache", "ok", "off: tools/list is built at every start")
+    count, problem = cache.inspect()
+    if problem is not None:
+        fix = "set POOLPILOT_TOOL_CACHE to a directory only you can write, or to off"
+        return _check("tool cache", "warn", f"{cache.path}: {problem}; every start builds tools/list", fix)
+    if count:
+        return _check("tool cache", "ok", f"{cache.path}: {count} tools for this code")
+    return _check("tool cache", "ok", f"{cache.directory}: nothing for this code yet (the next start writes it)")
+
+
 def _audit(settings: Settings) -> Check:
     path = settings.audit_log or "-"
     if path == "-":
@@ -188,7 +203,8 @@ async def diagnose(
             for index, probe in enumerate(probes):
                 tg.start_soon(run, index, probe)
         checks += [check for found in results for check in found]
-        checks += [_confirm(settings), _secret(settings), _audit(settings), *_http(settings)]
+        checks += [_confirm(settings), _secret(settings), _audit(settings), _tool_cache(settings, faces)]
+        checks += _http(settings)
     ok = not any(c.status == "fail" for c in checks)
     return DoctorReport(ok=ok, python=python, poolpilot=poolpilot, mcp=mcp, settings=sources, checks=checks)
 

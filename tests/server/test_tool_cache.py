@@ -190,3 +190,31 @@ def test_a_few_other_keys_files_are_kept_for_installs_used_side_by_side(tmp_path
     kept = {p.name for p in _files(tmp_path / "cache")}
     assert kept == {c.path.name for c in sources[2:]}
     assert sources[5].get(["t"]) == [{"name": "t"}] and sources[2].get(["t"]) == [{"name": "t"}]
+
+
+async def test_doctor_says_where_the_cache_is_and_whether_it_can_be_used(tmp_path: Path) -> None:
+    from poolpilot.server.shell.doctor import diagnose
+
+    async def line(**env: str) -> tuple[str, str]:
+        report = await diagnose({}, {"HOME": str(tmp_path), "POOLPILOT_BACKEND": "sandbox", **env})
+        found = next(c for c in report.checks if c.name == "tool cache")
+        return found.status, found.detail
+
+    cache = tmp_path / "cache"
+    assert await line(POOLPILOT_TOOL_CACHE="off") == ("ok", "off: tools/list is built at every start")
+    status, detail = await line(POOLPILOT_TOOL_CACHE=str(cache))
+    assert status == "ok" and detail.endswith("nothing for this code yet (the next start writes it)")
+    settings = load_settings(
+        env={"HOME": str(tmp_path), "POOLPILOT_BACKEND": "sandbox", "POOLPILOT_TOOL_CACHE": str(cache)}
+    )
+    await _listed(build_app(settings))
+    status, detail = await line(POOLPILOT_TOOL_CACHE=str(cache))
+    assert status == "ok" and detail.endswith(": 15 tools for this code")
+    (path,) = _files(cache)
+    path.chmod(0o666)
+    status, detail = await line(POOLPILOT_TOOL_CACHE=str(cache))
+    assert status == "warn" and "not this user's alone" in detail
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    status, detail = await line(POOLPILOT_TOOL_CACHE=str(blocked / "cache"))
+    assert status == "warn" and "is not a writable directory" in detail
