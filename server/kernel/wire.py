@@ -212,8 +212,11 @@ async def _chunked(wire: _Wire, wait_s: float | None) -> bytes:
             raise httpx2.RemoteProtocolError(f"malformed chunk size {line[:40]!r}")
         length = int(size, 16)
         if length == 0:
-            while await wire.until(b"\r\n", _MAX_LINE, wait_s):  # trailer fields, skipped
-                pass
+            trailers = 0
+            while line := await wire.until(b"\r\n", _MAX_LINE, wait_s):  # trailer fields, skipped
+                trailers += len(line)
+                if trailers > _MAX_HEAD:
+                    raise httpx2.RemoteProtocolError("the server's trailer fields never end")
             return b"".join(parts)
         total += length
         wire.check(total)
