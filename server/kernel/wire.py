@@ -35,6 +35,7 @@ __all__ = ["LeanTransport"]
 
 _MAX_HEAD = 64 * 1024
 _MAX_LINE = 4096  # a chunk-size or trailer line
+_MAX_INFORMATIONAL = 8  # 1xx answers skipped before the final one
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _BAD_VALUE = re.compile(rb"[\x00\r\n]")
@@ -315,12 +316,14 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         read = timeouts["read"]
         try:
             wire.transport.write(data)  # a small request fits the socket buffer: nothing to wait for
-            while True:
+            for informational in range(_MAX_INFORMATIONAL + 1):
                 version, code, reason, headers = _parse_head(await wire.until(b"\r\n\r\n", _MAX_HEAD, read))
                 if not 100 <= code < 200:
                     break
                 if code == 101:
                     raise httpx2.RemoteProtocolError("the server switched protocols, which was not asked for")
+                if informational == _MAX_INFORMATIONAL:
+                    raise httpx2.RemoteProtocolError("the server sent only informational (1xx) answers")
             keep = version == b"HTTP/1.1" and b"close" not in _values(headers, b"connection")
             codings = _values(headers, b"transfer-encoding")
             lengths = set(_values(headers, b"content-length"))
