@@ -11,7 +11,7 @@ a result, not an error: the job runs on, and the result says how to follow it.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
@@ -67,6 +67,7 @@ ConsistenceArg = Annotated[
     ConsistenceMode, Field(description="session: own writes visible; global: all committed writes; eventual: none")
 ]
 _UNBOUND = ("wait", "timeout_s")
+D = TypeVar("D")
 
 
 # -- reads ------------------------------------------------------------------------------------------
@@ -154,8 +155,31 @@ async def _read_back(outcome: WaitOutcome, read: Callable[[], Awaitable[str]]) -
         return None
 
 
-def _record(tool: str, args: dict[str, object], target: str, tdb: TaurusDBClient) -> dict[str, object]:
-    return {"tool": tool, "arguments": args, "target": target, "backend": tdb.backend}
+def _fields(g: Guarded[Any], tdb: TaurusDBClient, instance_id: str, proxy_id: str, **what: object) -> dict[str, object]:
+    """The result fields every proxy change starts with: the guard's decision, the proxy, and `what` changes."""
+    fields = {**g.decision.result_fields(tdb.backend), "instance_id": instance_id, "proxy_id": proxy_id}
+    return fields | {"proxy_name": g.plan.data.name, **what}
+
+
+async def _change(
+    ctx: Context,
+    g: Guarded[D],
+    fields: dict[str, object],
+    tool: str,
+    args: dict[str, object],
+    send: Callable[[D], Awaitable[str]],
+    wait: bool,
+    timeout_s: int,
+) -> tuple[Job, WaitOutcome, str]:
+    """Send the change once, under the proxy's lock and on the plan re-read there (`send` gets its data and
+    returns the job id); mark `fields` executed; follow the job with progress (record: the call as made)."""
+    tdb = client(ctx)
+    target = g.plan.preview.target
+    async with g.commit() as fresh:
+        job_id = await send(fresh.data)
+    fields["executed"] = True
+    record = {"tool": tool, "arguments": args, "target": target, "backend": tdb.backend}
+    return await follow_job(ctx, tdb, job_id, wait=wait, timeout_s=timeout_s, record=record)
 
 
 @guarded(title="Upgrade TaurusDB proxy version", plan=plan_upgrade, lock=proxy_lock, unbound=_UNBOUND)
@@ -170,23 +194,16 @@ async def taurusdb_upgrade_proxy_version(
 ) -> ProxyUpgrade:
     """Upgrade a proxy's kernel (restarts it; connections drop) and follow the job; asks for confirmation first."""
     tdb = client(ctx)
-    decision, plan = g.decision, g.plan
-    fields: dict[str, object] = {
-        **decision.result_fields(tdb.backend),
-        "instance_id": instance_id,
-        "proxy_id": proxy_id,
-        "proxy_name": plan.data.name,
-        "before": plan.data.current,
-        "after": plan.data.target,
-    }
-    if not decision.approved:
+    plan = g.plan
+    fields = _fields(g, tdb, instance_id, proxy_id, before=plan.data.current, after=plan.data.target)
+    if not g.decision.approved:
         return ProxyUpgrade.model_validate(fields)
-    async with g.commit() as fresh:
-        job_id = await upgrade_proxy_version(tdb, instance_id, proxy_id, fresh.data.current, fresh.data.target)
-    fields["executed"] = True
+
+    async def send(data: UpgradeData) -> str:
+        return await upgrade_proxy_version(tdb, instance_id, proxy_id, data.current, data.target)
+
     args: dict[str, object] = {"instance_id": instance_id, "proxy_id": proxy_id, "target_version": target_version}
-    record = _record("taurusdb_upgrade_proxy_version", args, plan.preview.target, tdb)
-    job, outcome, failure = await follow_job(ctx, tdb, job_id, wait=wait, timeout_s=timeout_s, record=record)
+    job, outcome, failure = await _change(ctx, g, fields, "taurusdb_upgrade_proxy_version", args, send, wait, timeout_s)
 
     async def version() -> str:
         return (await get_proxy_version(tdb, instance_id, proxy_id)).current_version
@@ -216,23 +233,17 @@ async def taurusdb_set_proxy_parameters(
 ) -> ProxyParameterChange:
     """Change proxy parameters (checked against their ranges) and follow the job; asks for confirmation first."""
     tdb = client(ctx)
-    decision, plan = g.decision, g.plan
-    fields: dict[str, object] = {
-        **decision.result_fields(tdb.backend),
-        "instance_id": instance_id,
-        "proxy_id": proxy_id,
-        "proxy_name": plan.data.name,
-        "changes": plan.data.changes,
-    }
-    if not decision.approved:
+    plan = g.plan
+    fields = _fields(g, tdb, instance_id, proxy_id, changes=plan.data.changes)
+    if not g.decision.approved:
         return ProxyParameterChange.model_validate(fields)
-    async with g.commit() as fresh:
-        job_id = await set_configurations(tdb, instance_id, proxy_id, fresh.data.items)
-    fields["executed"] = True
+
+    async def send(data: ParametersData) -> str:
+        return await set_configurations(tdb, instance_id, proxy_id, data.items)
+
     settings = [p.model_dump() for p in parameters]
     args: dict[str, object] = {"instance_id": instance_id, "proxy_id": proxy_id, "parameters": settings}
-    record = _record("taurusdb_set_proxy_parameters", args, plan.preview.target, tdb)
-    job, outcome, failure = await follow_job(ctx, tdb, job_id, wait=wait, timeout_s=timeout_s, record=record)
+    job, outcome, failure = await _change(ctx, g, fields, "taurusdb_set_proxy_parameters", args, send, wait, timeout_s)
     names = ", ".join(quote(c.name) for c in plan.data.changes)
     done = f"Proxy {quote(plan.data.name)}: {names} set; read them back with taurusdb_get_proxy_parameters"
     message = _ending(job, outcome, failure, timeout_s, done, None)
@@ -251,23 +262,18 @@ async def taurusdb_set_proxy_session_consistency(
 ) -> SessionConsistencyChange:
     """Set a proxy's read consistency (session, global, eventual) and follow the job; asks for confirmation first."""
     tdb = client(ctx)
-    decision, plan = g.decision, g.plan
-    fields: dict[str, object] = {
-        **decision.result_fields(tdb.backend),
-        "instance_id": instance_id,
-        "proxy_id": proxy_id,
-        "proxy_name": plan.data.name,
-        "before": plan.data.before,
-        "after": consistence_mode,
-    }
-    if not decision.approved:
+    plan = g.plan
+    fields = _fields(g, tdb, instance_id, proxy_id, before=plan.data.before, after=consistence_mode)
+    if not g.decision.approved:
         return SessionConsistencyChange.model_validate(fields)
-    async with g.commit():
-        job_id = await set_session_consistence(tdb, instance_id, proxy_id, consistence_mode)
-    fields["executed"] = True
+
+    async def send(_: ConsistencyData) -> str:
+        return await set_session_consistence(tdb, instance_id, proxy_id, consistence_mode)
+
     args: dict[str, object] = {"instance_id": instance_id, "proxy_id": proxy_id, "consistence_mode": consistence_mode}
-    record = _record("taurusdb_set_proxy_session_consistency", args, plan.preview.target, tdb)
-    job, outcome, failure = await follow_job(ctx, tdb, job_id, wait=wait, timeout_s=timeout_s, record=record)
+    job, outcome, failure = await _change(
+        ctx, g, fields, "taurusdb_set_proxy_session_consistency", args, send, wait, timeout_s
+    )
 
     async def mode() -> str:
         return (await tdb.find_proxy(instance_id, proxy_id)).proxy.consistence_mode
