@@ -48,17 +48,23 @@ __all__ = [
     "WaitOutcome",
 ]
 
-PGBOUNCER_FIELDS = (
-    "min_pool_size",
-    "server_idle_timeout",
-    "server_lifetime",
-    "server_reset_query_always",
-    "ignore_startup_parameters",
-    "autodb_pool_mode",
-    "autodb_pool_size",
-    "autodb_max_db_connections",
-    "autodb_idle_timeout",
-)
+
+class PgBouncerSettings(BaseModel):
+    # A cluster's PgBouncer block as DigitalOcean names it, shared by the provider body (ApiPgBouncer) and the result
+    # (PgBouncerConfig). Every field optional: the API leaves out what was never set, and poolpilot must not invent a
+    # value. (A comment, not a docstring: pydantic would copy it into the output schema.)
+    min_pool_size: int | None = None
+    server_idle_timeout: int | None = None
+    server_lifetime: int | None = None
+    server_reset_query_always: bool | None = None
+    ignore_startup_parameters: list[str] | None = None
+    autodb_pool_mode: str | None = None
+    autodb_pool_size: int | None = None
+    autodb_max_db_connections: int | None = None
+    autodb_idle_timeout: int | None = None
+
+
+PGBOUNCER_FIELDS = tuple(PgBouncerSettings.model_fields)
 CONFIG_FIELDS = (*PGBOUNCER_FIELDS, "max_connections")
 
 # A size slug as DigitalOcean writes them (db-s-2vcpu-4gb, gd-4vcpu-16gb, so1_5-2vcpu-16gb, c-96-intel).
@@ -86,17 +92,8 @@ MaxConnections = Annotated[
 # -- provider bodies --------------------------------------------------------------------------------
 
 
-class ApiPgBouncer(ProviderBody):
-    # Every field optional: the API leaves out what was never set, and poolpilot must not invent a value.
-    min_pool_size: int | None = None
-    server_idle_timeout: int | None = None
-    server_lifetime: int | None = None
-    server_reset_query_always: bool | None = None
-    ignore_startup_parameters: list[str] | None = None
-    autodb_pool_mode: str | None = None
-    autodb_pool_size: int | None = None
-    autodb_max_db_connections: int | None = None
-    autodb_idle_timeout: int | None = None
+class ApiPgBouncer(ProviderBody, PgBouncerSettings):
+    pass
 
 
 class ApiConfig(ProviderBody):
@@ -160,16 +157,8 @@ class UserDeletion(GuardedResult):
     deleted: bool = False
 
 
-class PgBouncerConfig(BaseModel):
-    min_pool_size: int | None = None
-    server_idle_timeout: int | None = None
-    server_lifetime: int | None = None
-    server_reset_query_always: bool | None = None
-    ignore_startup_parameters: list[str] | None = None
-    autodb_pool_mode: str | None = None
-    autodb_pool_size: int | None = None
-    autodb_max_db_connections: int | None = None
-    autodb_idle_timeout: int | None = None
+class PgBouncerConfig(PgBouncerSettings):
+    pass
 
 
 class ClusterConfig(BaseModel):
