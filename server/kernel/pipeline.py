@@ -81,10 +81,7 @@ class PoolpilotServer(MCPServer[AppState]):
         spec = self.specs.get(name)
         group = self._groups.get(name)
         if spec is None and group is not None:
-            for loaded in group.load():
-                if self.safety.get(loaded.name) is not loaded.safety:  # the plan decided from the index
-                    planned = self.safety.get(loaded.name)
-                    raise RuntimeError(f"{loaded.name}: loaded as {loaded.safety}, planned as {planned}")
+            for loaded in group.load():  # classes as planned: Provider.specs refuses any other
                 self.specs[loaded.name] = loaded
                 self.register(loaded)
             spec = self.specs.get(name)
@@ -168,9 +165,9 @@ class PoolpilotServer(MCPServer[AppState]):
         if not self.state.opened:  # the providers' clients open at the first call
             try:
                 await self.state.ready()
-            except Exception as exc:  # one error model for every failure; the next call tries again
-                if isinstance(exc, PoolpilotError):
-                    return self._redacted(render_error(exc.info))
+            except PoolpilotError as exc:  # one error model for every failure; the next call tries again
+                return self._redacted(render_error(exc.info))
+            except Exception as exc:
                 info = internal_error()
                 log.error("incident %s opening the provider clients for %s", info.incident_id, name, exc_info=exc)
                 return self._redacted(render_error(info))
@@ -179,7 +176,7 @@ class PoolpilotServer(MCPServer[AppState]):
         if name in toolsets.dynamic and not toolsets.visible(name, connection_of(context)):
             spec = None
         else:
-            spec = self.specs.get(name) or self.load(name)
+            spec = self.load(name)
         if spec is not None and spec.safety is Safety.READ:
             return await self._read(name, arguments, context)  # no guard, no audit, one serialisation
         if spec is None:

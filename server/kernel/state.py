@@ -61,7 +61,7 @@ class ToolGroup:
 
     toolset: str
     safety: Mapping[str, Safety]  # name -> class, in tools/list order
-    load: Callable[[], Sequence[ToolSpec]]
+    load: Callable[[], Sequence[ToolSpec]]  # their specs, of these classes (Provider.specs refuses any other)
 
 
 async def _real_sleep(seconds: float) -> None:

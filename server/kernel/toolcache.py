@@ -87,8 +87,7 @@ class ToolCache:
                 digest.update(_stamp(getattr(module, "__file__", None) or f"<{name}>").encode())
             for root in self.sources:
                 for entry in _files(root):
-                    st = entry.stat()
-                    digest.update(f"{entry.path}:{st.st_size}:{st.st_mtime_ns};".encode())
+                    digest.update(_stamp(entry.path).encode())
             self._key = digest.hexdigest()
         return self._key
 
