@@ -21,27 +21,23 @@ waiting.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from typing import Annotated
 
-import anyio
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from poolpilot.server.kernel.errors import PoolpilotError
 from poolpilot.server.kernel.guard import Safety
-from poolpilot.server.kernel.state import ToolSpec, app_state
+from poolpilot.server.kernel.state import ToolSpec
 from poolpilot.server.kernel.text import quote
 from poolpilot.server.kernel.tooldef import Guarded, guarded, specs, tool
 from poolpilot.tools.taurusdb.client import TaurusDBClient
-from poolpilot.tools.taurusdb.jobs import wait_job
+from poolpilot.tools.taurusdb.jobs import follow_job
 from poolpilot.tools.taurusdb.models import (
     Cursor,
     InstanceId,
     InstanceList,
     InstanceRow,
-    Job,
     JobId,
     JobResult,
     PageSize,
@@ -117,7 +113,6 @@ async def taurusdb_set_proxy_pool_type(
     timeout_s: TimeoutArg = 300,
 ) -> PoolTypeChange:
     """Switch a proxy's connection-pool type (CLOSED/SESSION) and follow the job; asks for confirmation first."""
-    state = app_state(ctx)
     tdb = client(ctx)
     decision, plan = g.decision, g.plan
     args = {"instance_id": instance_id, "proxy_id": proxy_id, "pool_type": pool_type}
@@ -139,23 +134,17 @@ async def taurusdb_set_proxy_pool_type(
         return PoolTypeChange.model_validate({**fields, "message": submitted.note, "pool_type_now": pool_type})
     job_id = submitted.job_id
     follow = f"Follow it with taurusdb_get_job(job_id={quote(job_id)})."
-    if not wait:
+    # A call cancelled while waiting leaves the job id in the audit log: the job runs on.
+    record = {
+        "tool": "taurusdb_set_proxy_pool_type",
+        "arguments": args,
+        "target": plan.preview.target,
+        "backend": tdb.backend,
+    }
+    job, outcome, failure = await follow_job(ctx, tdb, job_id, wait=wait, timeout_s=timeout_s, record=record)
+    if outcome == "not_waited":
         message = f"Switch accepted as job {quote(job_id)}; it runs on TaurusDB. {follow}"
-        job = Job(job_id=job_id, status="Pending")
-        return PoolTypeChange.model_validate({**fields, "job": job, "wait_outcome": "not_waited", "message": message})
-    try:
-        job, outcome, failure = await wait_job(ctx, tdb, job_id, timeout_s)
-    except anyio.get_cancelled_exc_class():
-        # The call ends here, but the job runs on: leave its id in the audit log.
-        record = {
-            "tool": "taurusdb_set_proxy_pool_type",
-            "arguments": args,
-            "target": plan.preview.target,
-            "backend": tdb.backend,
-        }
-        with contextlib.suppress(PoolpilotError):
-            state.audit.write({**record, "outcome": "cancelled_while_waiting", "job_id": job_id})
-        raise
+        return PoolTypeChange.model_validate({**fields, "job": job, "wait_outcome": outcome, "message": message})
     now = await _pool_type_now(tdb, instance_id, proxy_id) if outcome == "finished" else None
     job_text, now_text = quote(job_id), quote(now) if now else "unknown"
     if outcome == "timed_out":
