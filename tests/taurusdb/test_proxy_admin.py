@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from poolpilot.tools.taurusdb.sandbox import (
@@ -230,3 +231,24 @@ async def test_set_session_consistency_shows_the_current_mode_and_applies_it(tmp
         assert put.content == b'{"session_consistence": "false", "consistence_mode": "eventual"}'
         sandbox.taurusdb.settle()
         assert sandbox.taurusdb.proxies[PROXY_SWITCHABLE].consistence_mode == "eventual"
+
+
+async def test_two_confirmed_parameter_changes_raced_on_one_proxy_send_one_request(tmp_path: Path) -> None:
+    """Both previews were right when made; the proxy's lock makes the second re-read see the first's change."""
+    sandbox, clock = _wire()
+    async with session(tmp_path, sandbox=sandbox, clock=clock) as s:
+        values = ("900", "800")
+        previews = [await s.ok(SET_PARAMS, **PROD, parameters=[_setting("max_connections", v)]) for v in values]
+        results: list[Any] = []
+
+        async def confirm(value: str, token: str) -> None:
+            args = {**PROD, "parameters": [_setting("max_connections", value)], "confirm_token": token}
+            results.append(await s.call(SET_PARAMS, args))
+
+        async with anyio.create_task_group() as tg:
+            for value, preview in zip(values, previews, strict=True):
+                tg.start_soon(confirm, value, preview["confirm_token"])
+        executed = [r for r in results if not r.is_error and r.structured_content["executed"]]
+        refused = [r.structured_content for r in results if r.is_error]
+        assert len(executed) == 1 and [e["code"] for e in refused] == ["confirmation_invalid"]
+        assert len(sandbox.sent("PUT", "/configurations")) == 1
