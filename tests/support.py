@@ -2,11 +2,13 @@
 
 A manual clock and an instant sleep that advances it; a sandbox-backed server factory; an MCP client session on
 it that answers elicitation questions as told (both protocol generations: `MODES`); the result checks every
-harness uses; and `served`, the sandbox on a real loopback port (uvicorn in a thread) for the live code path.
+harness uses; and `served`, the sandbox on a real loopback port (served as `poolpilot sandbox` serves it, in a
+thread) for the live code path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -17,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import anyio
-import uvicorn
 from mcp import Client
 from mcp.client.session import ClientRequestContext, ElicitationFnT
 from mcp_types import CallToolResult, ElicitRequestParams, ElicitResult
@@ -25,6 +26,7 @@ from mcp_types import CallToolResult, ElicitRequestParams, ElicitResult
 from poolpilot.server.kernel.config import Settings
 from poolpilot.server.kernel.sandbox import FaultPlan
 from poolpilot.server.kernel.sandbox import Sandbox as Composite
+from poolpilot.server.kernel.wire_server import WireServer
 from poolpilot.server.shell.app import PoolpilotServer, build_app, default_toolsets
 from poolpilot.server.shell.registry import faces
 from poolpilot.tools.digitalocean.sandbox import DigitalOceanSandbox
@@ -239,18 +241,6 @@ async def sandbox_session(
 # -- the live code path ----------------------------------------------------------------------------
 
 
-class _Uvicorn(uvicorn.Server):
-    """uvicorn that says when it is listening, so readiness is an event, not a polling loop."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.ready.set()
-
-
 Serve = Callable[[Sandbox], str]  # a `serve` fixture: sandbox in, base URL out
 
 
@@ -264,22 +254,32 @@ def free_port() -> int:
 
 @contextmanager
 def served(sandbox: Sandbox) -> Iterator[str]:
-    """The sandbox on a free loopback port, uvicorn in a background thread: its base URL `http://127.0.0.1:PORT`.
+    """The sandbox on a free loopback port, served as `poolpilot sandbox` serves it (`WireServer`) on an event loop
+    in a background thread: its base URL `http://127.0.0.1:PORT`.
 
-    The socket is bound here (port 0) and handed to uvicorn, so there is no race for the port.
-    `date_header=False`: the sandbox's own Date stays the only one (TaurusDB's may be skewed on purpose).
+    The socket is bound here (port 0) and handed to the server, so there is no race for the port.
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
-    server = _Uvicorn(uvicorn.Config(sandbox, log_level="warning", lifespan="off", date_header=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    loop = asyncio.new_event_loop()
+    server = WireServer(sandbox)
+    ready, stop = threading.Event(), asyncio.Event()
+
+    async def run() -> None:
+        await server.start(sock)
+        ready.set()
+        await stop.wait()
+        await server.stop(1)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
     thread.start()
     try:
-        assert server.ready.wait(10), "the sandbox did not start"
+        assert ready.wait(10), "the sandbox did not start"
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        loop.call_soon_threadsafe(stop.set)
         thread.join(10)
         sock.close()
         assert not thread.is_alive(), "the sandbox did not stop"
+        loop.close()

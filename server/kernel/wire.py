@@ -31,23 +31,27 @@ from collections import deque
 
 import httpx2
 
-__all__ = ["LeanTransport"]
+__all__ = ["BAD_VALUE", "MAX_HEAD", "TARGET", "TOKEN", "Eof", "LeanTransport", "TooLong", "Wire", "chunked", "values"]
 
-_MAX_HEAD = 64 * 1024
+MAX_HEAD = 64 * 1024
 _MAX_LINE = 4096  # a chunk-size or trailer line
 _MAX_INFORMATIONAL = 8  # 1xx answers skipped before the final one
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_TARGET = re.compile(rb"[\x21-\x7e]+")
-_BAD_VALUE = re.compile(rb"[\x00\r\n]")
+TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+TARGET = re.compile(rb"[\x21-\x7e]+")
+BAD_VALUE = re.compile(rb"[\x00\r\n]")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _NO_BODY = frozenset({204, 304})
 
 
-class _Eof(Exception):
-    """The server closed the connection."""
+class Eof(Exception):
+    """The other end closed the connection."""
 
 
-class _Wire(asyncio.Protocol):
+class TooLong(httpx2.RemoteProtocolError):
+    """A head, line or body over its bound."""
+
+
+class Wire(asyncio.Protocol):
     """One connection: what the server sent so far, and a way to wait for more."""
 
     def __init__(self, max_body: int = 64 << 20) -> None:
@@ -82,7 +86,7 @@ class _Wire(asyncio.Protocol):
 
     async def more(self, wait_s: float | None) -> None:
         if self.eof:
-            raise _Eof
+            raise Eof
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(wait_s):
@@ -95,19 +99,19 @@ class _Wire(asyncio.Protocol):
         while True:
             at = self.buffer.find(marker, start)
             if at > limit:
-                raise httpx2.RemoteProtocolError("the server's answer has a line or head too long")
+                raise TooLong("the server's answer has a line or head too long")
             if at >= 0:
                 found = bytes(self.buffer[:at])
                 del self.buffer[: at + len(marker)]
                 return found
             if len(self.buffer) > limit:
-                raise httpx2.RemoteProtocolError("the server's answer has a line or head too long")
+                raise TooLong("the server's answer has a line or head too long")
             start = max(0, len(self.buffer) - len(marker) + 1)
             await self.more(wait_s)
 
     def check(self, size: int) -> None:
         if size > self.max_body:
-            raise httpx2.RemoteProtocolError(f"the server's answer is longer than {self.max_body} bytes")
+            raise TooLong(f"the server's answer is longer than {self.max_body} bytes")
 
     async def exactly(self, size: int, wait_s: float | None) -> bytes:
         self.check(size)
@@ -122,7 +126,7 @@ class _Wire(asyncio.Protocol):
             self.check(len(self.buffer))
             try:
                 await self.more(wait_s)
-            except _Eof:
+            except Eof:
                 found = bytes(self.buffer)
                 self.buffer.clear()
                 return found
@@ -149,14 +153,14 @@ def _timeouts(request: httpx2.Request) -> dict[str, float | None]:
 def _head(request: httpx2.Request, body: bytes) -> bytes:
     method = request.method.encode("ascii")
     target = request.url.raw_path
-    if not _TOKEN.fullmatch(method):
+    if not TOKEN.fullmatch(method):
         raise httpx2.LocalProtocolError(f"method {request.method!r} is not an HTTP token")
-    if not _TARGET.fullmatch(target):
+    if not TARGET.fullmatch(target):
         raise httpx2.LocalProtocolError("the request target has a space or control character")
     lines = [method, b" ", target, b" HTTP/1.1\r\n"]
     length_sent = False
     for name, value in request.headers.raw:
-        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+        if not TOKEN.fullmatch(name) or BAD_VALUE.search(value):
             raise httpx2.LocalProtocolError(f"header {name[:40]!r} has a bad name or a CR, LF or NUL in its value")
         lowered = name.lower()
         if lowered == b"transfer-encoding":
@@ -181,10 +185,10 @@ def _parse_head(head: bytes) -> tuple[bytes, int, bytes, list[tuple[bytes, bytes
     lengths: list[tuple[bytes, bytes]] = []
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
+        if not colon or not TOKEN.fullmatch(name):
             raise httpx2.RemoteProtocolError(f"malformed header line {line[:60]!r} (folded, or no name)")
         value = value.strip(b" \t")
-        if _BAD_VALUE.search(value):
+        if BAD_VALUE.search(value):
             raise httpx2.RemoteProtocolError(f"header {name[:40]!r} has a CR, LF or NUL in its value")
         if name.lower() == b"content-length" and (b"content-length", value) in lengths:
             continue  # a repeated equal length is one header, as h11 reads it
@@ -194,7 +198,7 @@ def _parse_head(head: bytes) -> tuple[bytes, int, bytes, list[tuple[bytes, bytes
     return version, int(code), reason, headers
 
 
-def _values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+def values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
     """The comma-separated values of every `name` header, stripped and lower-cased, in order."""
     found = []
     for key, value in headers:
@@ -203,7 +207,7 @@ def _values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
     return found
 
 
-async def _chunked(wire: _Wire, wait_s: float | None) -> bytes:
+async def chunked(wire: Wire, wait_s: float | None) -> bytes:
     parts: list[bytes] = []
     total = 0
     while True:
@@ -216,8 +220,8 @@ async def _chunked(wire: _Wire, wait_s: float | None) -> bytes:
             trailers = 0
             while line := await wire.until(b"\r\n", _MAX_LINE, wait_s):  # trailer fields, skipped
                 trailers += len(line)
-                if trailers > _MAX_HEAD:
-                    raise httpx2.RemoteProtocolError("the server's trailer fields never end")
+                if trailers > MAX_HEAD:
+                    raise TooLong("the server's trailer fields never end")
             return b"".join(parts)
         total += length
         wire.check(total)
@@ -239,7 +243,7 @@ class LeanTransport(httpx2.AsyncBaseTransport):
     ) -> None:
         self._ssl = ssl_context  # None: httpx2's default context, made at the first TLS connection
         self._max_body = max_body  # an answer longer than this is refused (the APIs' answers are kilobytes)
-        self._idle: dict[tuple[bytes, bytes, int], deque[_Wire]] = {}
+        self._idle: dict[tuple[bytes, bytes, int], deque[Wire]] = {}
         self._max = max_connections
         self._slots: asyncio.Semaphore | None = None
         self._expiry = keepalive_expiry
@@ -250,7 +254,7 @@ class LeanTransport(httpx2.AsyncBaseTransport):
             self._ssl = httpx2.create_ssl_context()
         return self._ssl
 
-    async def _connect(self, origin: tuple[bytes, bytes, int], wait_s: float | None) -> _Wire:
+    async def _connect(self, origin: tuple[bytes, bytes, int], wait_s: float | None) -> Wire:
         scheme, host, port = origin
         loop = asyncio.get_running_loop()
         name = host.decode("ascii")
@@ -258,7 +262,7 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         try:
             async with asyncio.timeout(wait_s):
                 _, wire = await loop.create_connection(
-                    lambda: _Wire(self._max_body), name, port, ssl=tls, server_hostname=name if tls else None
+                    lambda: Wire(self._max_body), name, port, ssl=tls, server_hostname=name if tls else None
                 )
         except TimeoutError as exc:
             raise httpx2.ConnectTimeout(f"connecting to {name}:{port} timed out") from exc
@@ -266,7 +270,7 @@ class LeanTransport(httpx2.AsyncBaseTransport):
             raise httpx2.ConnectError(str(exc) or type(exc).__name__) from exc
         return wire
 
-    def _reuse(self, origin: tuple[bytes, bytes, int]) -> _Wire | None:
+    def _reuse(self, origin: tuple[bytes, bytes, int]) -> Wire | None:
         idle = self._idle.get(origin)
         now = time.monotonic()
         while idle:
@@ -310,30 +314,30 @@ class LeanTransport(httpx2.AsyncBaseTransport):
             self._slots.release()
 
     async def _exchange(
-        self, wire: _Wire, method: str, data: bytes, timeouts: dict[str, float | None]
+        self, wire: Wire, method: str, data: bytes, timeouts: dict[str, float | None]
     ) -> tuple[httpx2.Response, bool]:
         assert wire.transport is not None
         read = timeouts["read"]
         try:
             wire.transport.write(data)  # a small request fits the socket buffer: nothing to wait for
             for informational in range(_MAX_INFORMATIONAL + 1):
-                version, code, reason, headers = _parse_head(await wire.until(b"\r\n\r\n", _MAX_HEAD, read))
+                version, code, reason, headers = _parse_head(await wire.until(b"\r\n\r\n", MAX_HEAD, read))
                 if not 100 <= code < 200:
                     break
                 if code == 101:
                     raise httpx2.RemoteProtocolError("the server switched protocols, which was not asked for")
                 if informational == _MAX_INFORMATIONAL:
                     raise httpx2.RemoteProtocolError("the server sent only informational (1xx) answers")
-            keep = version == b"HTTP/1.1" and b"close" not in _values(headers, b"connection")
-            codings = _values(headers, b"transfer-encoding")
-            lengths = set(_values(headers, b"content-length"))
+            keep = version == b"HTTP/1.1" and b"close" not in values(headers, b"connection")
+            codings = values(headers, b"transfer-encoding")
+            lengths = set(values(headers, b"content-length"))
             if method == "HEAD" or code in _NO_BODY:
                 content = b""
             elif codings:
                 if codings[-1] != b"chunked":
                     content, keep = await wire.rest(read), False
                 else:
-                    content, keep = await _chunked(wire, read), keep and not lengths
+                    content, keep = await chunked(wire, read), keep and not lengths
             elif lengths:
                 (length,) = lengths if len(lengths) == 1 else (b"x",)
                 if not length.isdigit():
@@ -341,7 +345,7 @@ class LeanTransport(httpx2.AsyncBaseTransport):
                 content = await wire.exactly(int(length), read)
             else:
                 content, keep = await wire.rest(read), False
-        except _Eof as exc:
+        except Eof as exc:
             raise httpx2.RemoteProtocolError("the server closed the connection before its answer was complete") from exc
         except TimeoutError as exc:
             raise httpx2.ReadTimeout("the server did not answer in time") from exc

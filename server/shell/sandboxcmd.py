@@ -130,29 +130,21 @@ def run_sandbox(ns: argparse.Namespace) -> int:
 
 
 async def _serve(app: Sandbox, sock: socket.socket, ready: Callable[[], None]) -> None:
-    import uvicorn
+    from poolpilot.server.kernel.wire_server import WireServer
 
-    class QuietServer(uvicorn.Server):
-        """uvicorn without its own signal handlers (it re-raises SIGTERM after a graceful stop: killed, no clean-up)."""
-
-        @contextmanager
-        def capture_signals(self) -> Iterator[None]:
-            yield
-
-    # date_header=False: a fake may send its own (possibly skewed) Date, for clock-skew diagnosis.
-    config = uvicorn.Config(app, log_level="critical", date_header=False, timeout_graceful_shutdown=GRACE_S)
-    server = QuietServer(config)
+    server = WireServer(app)
+    await server.start(sock)
     async with anyio.create_task_group() as tg:
 
-        async def stop_on_signal(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                task_status.started()
-                async for _ in signals:
-                    server.force_exit = server.should_exit  # a second signal skips the grace
-                    server.should_exit = True
-                    app.close()  # a request held by a `timeout` fault answers now, so the grace is not waited out
+        async def stop() -> None:
+            await server.stop(GRACE_S)
+            tg.cancel_scope.cancel()
 
-        await tg.start(stop_on_signal)
-        ready()
-        await server.serve(sockets=[sock])
-        tg.cancel_scope.cancel()
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            ready()
+            async for _ in signals:
+                if server.stopping:
+                    server.abort()  # a second signal skips the grace
+                    continue
+                app.close()  # a request held by a `timeout` fault answers now, so the grace is not waited out
+                tg.start_soon(stop)

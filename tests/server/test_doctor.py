@@ -1,4 +1,4 @@
-"""`poolpilot doctor` against the sandbox served on a real port (uvicorn in a thread)."""
+"""`poolpilot doctor` against the sandbox on a real port (in a thread, served as `poolpilot sandbox` serves it)."""
 
 from __future__ import annotations
 
