@@ -7,6 +7,7 @@ from urllib.parse import unquote
 import httpx2
 import pytest
 
+from poolpilot.tools.digitalocean import sandbox as do_sandbox
 from poolpilot.tools.digitalocean.sandbox import DigitalOceanSandbox
 from poolpilot.tools.digitalocean.sandbox_seed import (
     MYSQL_APP_ID,
@@ -387,6 +388,11 @@ async def test_reset_restores_seeds_and_forgets_calls() -> None:
     assert sandbox.calls == [("DELETE", "databases_delete_connectionPool")]
     sandbox.reset()
     assert "web" in sandbox.clusters[PG_SMALL_ID].pools and sandbox.calls == []
+    with pytest.MonkeyPatch.context() as patch:  # a long-running sandbox keeps the newest calls, not every one
+        patch.setattr(do_sandbox, "CALLS_KEPT", 3)
+        for path in [f"{SMALL}/pools"] * 6 + [f"{SMALL}/users"]:
+            await call(sandbox, "GET", path)
+    assert sandbox.calls == [("GET", "databases_list_connectionPools")] * 3 + [("GET", "databases_list_users")]
 
 
 def test_seeded_budgets_follow_the_size_slug() -> None:

@@ -45,6 +45,7 @@ _OPERATIONS: dict[tuple[str, str], str] = {
     **_CLUSTER_OPERATIONS,  # users, config, resize, options: sandbox_cluster.py
 }
 
+CALLS_KEPT = 10_000  # a long-running `poolpilot sandbox` must not grow by one entry per request
 _POOL_READS = ("databases_list_connectionPools", "databases_get_connectionPool")
 _ERROR_IDS = {
     400: ("bad_request", "The request could not be understood."),
@@ -103,12 +104,9 @@ class _RateWindow:
 
 
 def _normalise(segments: list[str]) -> list[str]:
-    segs = list(segments)
-    if segs and segs[0] == "":
-        segs = segs[1:]  # tolerate a caller that kept the empty segment before the leading "/"
-    if len(segs) > 1 and segs[-1] == "":
-        segs = segs[:-1]
-    return segs
+    # Tolerate a caller that kept the empty segment before the leading "/"; drop one trailing "/".
+    segs = segments[1:] if segments and segments[0] == "" else list(segments)
+    return segs[:-1] if len(segs) > 1 and segs[-1] == "" else segs
 
 
 def _route(method: str, segments: list[str]) -> tuple[str, list[str]] | None:
@@ -195,7 +193,7 @@ class DigitalOceanSandbox:
         self._side = ClusterSide(clock, resize_seconds, password)
         self._last_key = ""
         self.clusters: dict[str, Cluster] = seed_clusters(password)
-        # (method, operationId or None) of every request handled, so tests can assert what was sent.
+        # (method, operationId or None) of the newest requests handled (CALLS_KEPT at least), for tests to check.
         self.calls: list[tuple[str, str | None]] = []
 
     def reset(self) -> None:
@@ -251,6 +249,8 @@ class DigitalOceanSandbox:
         """Serve one request; `segments` are the path split on "/" and then percent-decoded one by one."""
         op_found = _route(request.method, segments)
         self.calls.append((request.method.upper(), op_found[0] if op_found else None))
+        if len(self.calls) > 2 * CALLS_KEPT:
+            del self.calls[:CALLS_KEPT]
         token = self._token(request)
         key = token or ""
         if token is None or (self._require_token is not None and token != self._require_token):
