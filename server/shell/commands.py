@@ -61,7 +61,8 @@ def _preflight(settings: Settings) -> None:
 def serve(settings: Settings, *, keep: bool = False) -> int:
     """Serve MCP; `keep` (--sandbox-state) shares the sandbox state and the confirmation secret with `call`."""
     from poolpilot.server.shell.app import build_app
-    from poolpilot.server.shell.transports import run_stdio, serve_http
+    from poolpilot.server.shell.stdio import run_stdio
+    from poolpilot.server.shell.transports import serve_http
 
     try:
         _preflight(settings)

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
 import signal
 import socket
-import threading
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -36,7 +34,7 @@ from poolpilot.server.shell.sessions import SessionLimits
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ["BearerAuth", "bind_socket", "check_http", "http_app", "run_stdio", "security_settings", "serve_http"]
+__all__ = ["BearerAuth", "bind_socket", "check_http", "http_app", "security_settings", "serve_http"]
 
 WILDCARD_BINDS = ("0.0.0.0", "::", "")
 _LOOPBACK_HOSTS = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
@@ -263,62 +261,3 @@ async def _stop_on_signal(
                     continue
                 server.should_exit = True
                 tg.start_soon(drain.drain, GRACEFUL_SHUTDOWN_S - 1)
-
-
-class _StdinLines:
-    """stdin lines read by a daemon thread. The SDK reads stdin in an anyio worker thread, which is not a daemon
-    and cannot be abandoned: on SIGTERM while the client kept stdin open and idle, the process hung until the
-    client closed it. Here a signal cancels the receive and the blocked reader dies with the process."""
-
-    def __init__(self) -> None:
-        self._send, self._receive = anyio.create_memory_object_stream[str](0)
-        self._file = open(os.dup(0), encoding="utf-8", errors="replace")  # noqa: SIM115 - lives with the process
-        with open(os.devnull, "rb") as null:  # as the SDK does: fd 0 reads EOF, so a child cannot eat the protocol
-            os.dup2(null.fileno(), 0)
-
-    def start(self) -> None:
-        token = anyio.lowlevel.current_token()
-        threading.Thread(target=self._pump, args=(token,), name="poolpilot stdin", daemon=True).start()
-
-    def _pump(self, token: anyio.lowlevel.EventLoopToken) -> None:
-        try:
-            while line := self._file.readline():
-                anyio.from_thread.run(self._send.send, line, token=token)
-            anyio.from_thread.run_sync(self._send.close, token=token)
-        except (RuntimeError, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            return  # the loop or the receiver is gone: the server is shutting down
-
-    def __aiter__(self) -> _StdinLines:
-        return self
-
-    async def __anext__(self) -> str:
-        try:
-            return await self._receive.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-
-async def run_stdio(app: MCPServer[Any], on_ready: Callable[[], None] | None = None) -> None:
-    """Serve stdio until EOF or SIGINT/SIGTERM; a signal cancels in-flight calls and closes the clients.
-
-    `on_ready` runs once the signal handlers are in place (the banner: a signal after it exits cleanly)."""
-    from mcp.server.stdio import stdio_server
-
-    stdin = _StdinLines()
-    async with anyio.create_task_group() as tg:
-
-        async def stop_on_signal(*, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                task_status.started()
-                async for _ in signals:
-                    tg.cancel_scope.cancel()
-                    return
-
-        await tg.start(stop_on_signal)
-        stdin.start()
-        if on_ready is not None:
-            on_ready()
-        lowlevel = app._lowlevel_server  # what MCPServer.run_stdio_async runs; it takes no stdin of ours
-        async with stdio_server(stdin=cast("anyio.AsyncFile[str]", stdin)) as (read_stream, write_stream):
-            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
-        tg.cancel_scope.cancel()
