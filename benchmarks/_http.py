@@ -86,23 +86,31 @@ async def bench_concurrency(plan: Plan, report: Report, tmp: str, errlog: TextIO
             with spawned(args, live_env(url, "bench-http", tmp), errlog) as proc:
                 await wait_port(port, proc)
                 pp = await burst(plan, port, READ_TOOL, {"server": proc.pid, "sandbox": sandbox_proc.pid})
-        # The floor: the same burst of no-op calls on the bare SDK server over the same transport, no upstream.
+        # The floor: the bare SDK server over the same transport, no upstream. `wait` sleeps the same 50 ms a read
+        # waits for the sandbox, so its own ratio (its 100 against its one) has the same latency to overlap;
+        # `hello` answers at once (issue 9's floor, compared with one read).
         port = free_port()
         with spawned([PYTHON, HELLO, "--http", str(port)], server_env(), errlog) as proc:
             await wait_port(port, proc)
-            floor = await burst(plan, port, "hello", {"server": proc.pid})
-    # Issue 23: <= 3x one call, or within 1.2x of the bare SDK's own ratio measured in this run. Both ratios are
-    # to one read call (as issue 9 stated them): the floor's 100 no-ops against one read, not against one no-op,
-    # which has no upstream latency to overlap and would make any ratio look good.
-    n, ratio, floor_ratio = plan.concurrency, round(pp.many / pp.one, 2), round(floor.many / pp.one, 2)
+            floor = await burst(plan, port, "wait", {"server": proc.pid})
+            noop = await burst(plan, port, "hello", {"server": proc.pid})
+    # Issue 23: <= 3x one call, or within 1.2x of the bare SDK's own ratio measured in this run: the bare SDK's
+    # 100 calls that each wait 50 ms against its one such call. The no-op burst against one read (issue 9's floor)
+    # lacks what the 50 ms wait itself costs the SDK's client and server (connections held, answers arriving
+    # apart: the CPU row shows it), so it is printed but not the verdict's floor.
+    n, ratio, floor_ratio = plan.concurrency, round(pp.many / pp.one, 2), round(floor.many / floor.one, 2)
     ok = ratio <= CONCURRENCY_TARGET or ratio <= round(FLOOR_FACTOR * floor_ratio, 2)
+    cpu = {name: f"{value:.2f}" for name, value in pp.cpu_ms.items()}
     report.add(
         Row(f"{n} concurrent reads, 50 ms upstream latency (streamable HTTP)", ms(pp.many), f"1 call {ms(pp.one)}",
             f"{ratio:.2f}x", f"<= {CONCURRENCY_TARGET:.0f}x, or <= {FLOOR_FACTOR}x the SDK's {floor_ratio:.2f}x",
             verdict(ok)),
-        Row(f"{n} concurrent no-op calls, bare SDK server (HTTP floor)", "",
-            f"{ms(floor.many)} (1 call {ms(floor.one)})", f"{floor_ratio:.2f}x one read"),
-        Row(f"CPU per call in the {n}: server (client, sandbox)", f"{pp.cpu_ms['server']:.2f} ms",
-            f"hello {floor.cpu_ms['server']:.2f} ms",
-            f"client {pp.cpu_ms['client']:.2f}, sandbox {pp.cpu_ms['sandbox']:.2f} ms"),
+        Row(f"{n} concurrent calls waiting 50 ms, bare SDK server (HTTP floor)", "",
+            f"{ms(floor.many)} (1 call {ms(floor.one)})", f"{floor_ratio:.2f}x"),
+        Row(f"{n} concurrent no-op calls, bare SDK server (issue 9's floor)", "",
+            f"{ms(noop.many)} (1 call {ms(noop.one)})", f"{noop.many / pp.one:.2f}x one read"),
+        Row(f"CPU per call in the {n}: server (client, sandbox)", f"{cpu['server']} ms",
+            f"wait {floor.cpu_ms['server']:.2f} ({floor.cpu_ms['client']:.2f}), "
+            f"no-op {noop.cpu_ms['server']:.2f} ({noop.cpu_ms['client']:.2f})",
+            f"client {cpu['client']}, sandbox {cpu['sandbox']} ms"),
     )  # fmt: skip
