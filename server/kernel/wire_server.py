@@ -6,15 +6,15 @@ small answer beyond the sandbox's own work. This serves an ASGI app over a plain
 of `wire.py` (the upstream client) read the other way round.
 
 What it speaks: HTTP/1.1 and 1.0 requests in origin form, keep-alive (1.1 unless `Connection: close`; 1.0 closes),
-one request at a time per connection (pipelined requests wait their turn, in order), bodies framed by
-Content-Length or chunked transfer coding, `Expect: 100-continue`. Each request's body is read whole before the app
-runs and each answer is written whole when the app has finished it (the fakes never stream); an answer the app
-started and then broke off (a `drop` fault) goes out as far as it got and the connection closes. An app error
-before any answer is a 500. Refused, and the connection closed: a malformed request line or header (obsolete line
-folding, a header without a name or colon, CR/LF/NUL in a value), no or several Host headers on 1.1, both
-Transfer-Encoding and Content-Length, differing or malformed Content-Length values (400), a transfer coding other
-than chunked (501), a version other than 1.0/1.1 (505), a head over 64 KiB (431), a body over 8 MiB (413). An
-idle connection closes after 5 s, as uvicorn's did.
+one request at a time per connection (pipelined requests wait their turn, in order; reading pauses past 1 MiB
+buffered while the app answers), bodies framed by Content-Length or chunked transfer coding, `Expect: 100-continue`.
+Each request's body is read whole before the app runs and each answer is written whole when the app has finished it
+(the fakes never stream); an answer the app started and then broke off (a `drop` fault) goes out as far as it got
+and the connection closes. An app error before any answer is a 500. Refused, and the connection closed: a malformed
+request line or header (obsolete line folding, a header without a name or colon, CR/LF/NUL in a value), no or
+several Host headers on 1.1, both Transfer-Encoding and Content-Length, differing or malformed Content-Length values
+(400), a transfer coding other than chunked (501), a version other than 1.0/1.1 (505), a head over 64 KiB (431), a
+body over 8 MiB (413). An idle connection closes after 5 s, as uvicorn's did.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from poolpilot.server.kernel.wire import (
 __all__ = ["WireServer"]
 
 MAX_BODY = 8 << 20
+PAUSE_AT = 1 << 20  # bytes buffered past which reading pauses until the server wants more
 KEEP_ALIVE_S = 5.0  # an idle connection, and each wait for more of a request
 _VERSIONS = {b"HTTP/1.1": "1.1", b"HTTP/1.0": "1.0"}
 
@@ -55,11 +56,26 @@ class _Refused(Exception):
 
 
 class _Conn(Wire):
-    """A server-side connection: `gone` is set when the client goes, for the app's `http.disconnect`."""
+    """A server-side connection: `gone` is set when the client goes, for the app's `http.disconnect`. While nobody
+    waits for more (the app is answering), reading pauses once `PAUSE_AT` bytes are buffered, so a client piling up
+    pipelined requests behind a slow one cannot grow the buffer without bound."""
 
     def __init__(self) -> None:
         super().__init__(max_body=MAX_BODY)
         self.gone = asyncio.Event()
+        self.paused = False
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if len(self.buffer) > PAUSE_AT and not self.paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.paused = True
+
+    async def more(self, wait_s: float | None) -> None:
+        if self.paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+            self.paused = False
+        await super().more(wait_s)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

@@ -230,6 +230,23 @@ async def test_the_app_hears_the_client_go() -> None:
     assert HELD == ["disconnect"]
 
 
+async def test_requests_piled_up_behind_a_slow_one_do_not_grow_the_buffer_without_bound() -> None:
+    async with lean() as (port, server):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /slow?1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        flood = (b"POST /v2/x HTTP/1.1\r\nHost: a\r\nContent-Length: 65536\r\n\r\n" + b"a" * 65536) * 128  # 8 MiB
+        writer.write(flood)
+        await asyncio.sleep(0.5)  # the slow answer is still being made; the flood has arrived as far as it could
+        (wire,) = server._connections.values()
+        assert wire_server.PAUSE_AT <= len(wire.buffer) < wire_server.PAUSE_AT + (1 << 20)
+        await writer.drain()  # once the slow answer is out, reading resumes and every request is answered
+        got, total = b"", 1 + 128
+        while got.count(b"HTTP/1.1 ") < total or not got.endswith(b"}"):  # each answer is JSON, ending in }
+            got += await asyncio.wait_for(reader.read(1 << 20), 10)
+        writer.close()
+    assert [status for status, _, _ in answers(got)] == [200] * total
+
+
 async def test_stop_lets_a_request_in_flight_finish_closes_idle_ones_and_cancels_past_the_grace() -> None:
     async with lean() as (port, server):
         idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
