@@ -8,6 +8,9 @@ flight, no open event stream) of that client, or of all clients, is ended first,
 DELETE, so the newcomer is admitted. Only when every session in the way is busy is the new one refused (503).
 The SDK's idle timeout is `POOLPILOT_SESSION_IDLE_TIMEOUT_S`, and its own cap equals `max_sessions` as a backstop.
 Stateless mode and 2026-07-28 requests have no sessions and pass straight through.
+
+`StreamLimits` bounds the legacy SSE transport the same way: there a session lives exactly as long as its GET event
+stream, and an open stream is never idle, so the stream one more than a limit is refused (503) instead.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import anyio
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SessionLimits"]
+__all__ = ["SessionLimits", "StreamLimits"]
 
 _SESSION = b"mcp-session-id"
 _VERSION = b"mcp-protocol-version"
@@ -171,6 +174,36 @@ class SessionLimits:
         }
         with anyio.move_on_after(5):
             await self.app(scope, receive, send)
+
+
+class StreamLimits:
+    """At most `max_sessions` open SSE event streams, and `per_client` per client address; the messages a client
+    POSTs to its session pass through. The SDK's SSE transport keeps no cap of its own."""
+
+    def __init__(self, app: ASGIApp, *, max_sessions: int, per_client: int) -> None:
+        self.app = app
+        self.max_sessions = max_sessions
+        self.per_client = per_client
+        self.total = 0
+        self.by_client: dict[str, int] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        client = (scope.get("client") or ("?", 0))[0]
+        if self.total >= self.max_sessions or self.by_client.get(client, 0) >= self.per_client:
+            await _refuse(send)
+            return
+        self.total += 1
+        self.by_client[client] = self.by_client.get(client, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.total -= 1
+            self.by_client[client] -= 1
+            if not self.by_client[client]:
+                del self.by_client[client]
 
 
 def _watch(

@@ -29,7 +29,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from poolpilot.server.kernel.config import LOOPBACK, ConfigError, Settings
-from poolpilot.server.shell.sessions import SessionLimits
+from poolpilot.server.shell.sessions import SessionLimits, StreamLimits
 
 if TYPE_CHECKING:
     import uvicorn
@@ -139,7 +139,11 @@ class BearerAuth:
 def http_app(app: MCPServer[Any], settings: Settings) -> ASGIApp:
     security = security_settings(settings)
     if settings.transport == "sse":
-        inner: ASGIApp = app.sse_app(transport_security=security, host=settings.host)
+        inner: ASGIApp = StreamLimits(
+            app.sse_app(transport_security=security, host=settings.host),
+            max_sessions=settings.max_sessions,
+            per_client=settings.max_sessions_per_client,
+        )
     else:
         inner = app.streamable_http_app(
             stateless_http=settings.stateless,

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ import anyio
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from starlette.types import Message, Receive, Scope, Send
 
+from poolpilot.server.shell.sessions import StreamLimits
 from poolpilot.server.shell.transports import http_app
 from tests.support import free_port, make_app, ok_data
 
@@ -110,14 +112,16 @@ def _rss_kib(pid: int) -> int | None:
 
 
 @contextmanager
-def _serve(tmp_path: Path, **env_extra: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def _serve(
+    tmp_path: Path, transport: str = "streamable-http", **env_extra: str
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGITALOCEAN_", "HUAWEICLOUD_", "POOLPILOT_"))}
     env.update(PYTHONPATH=str(ROOT), POOLPILOT_AUDIT_LOG=str(tmp_path / "audit.jsonl"), **env_extra)
     err = tmp_path / "stderr.txt"
     with err.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "poolpilot.server", "serve", "--transport", "streamable-http", "--port", str(port)],
+            [sys.executable, "-m", "poolpilot.server", "serve", "--transport", transport, "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -179,3 +183,69 @@ async def test_session_flood_leaves_legitimate_clients_working_in_bounded_memory
         if before is not None and after is not None:
             # Unbounded, FLOOD sessions would hold ~37 KiB each (22 MiB); LIMIT of them about 1.5 MiB.
             assert after - before < 8 * 1024, f"RSS grew {after - before} KiB under the flood"
+
+
+# -- legacy SSE: a session is its open event stream --------------------------------------------------------------
+
+
+async def test_sse_streams_beyond_a_limit_are_refused_and_a_closed_one_makes_room(tmp_path: Path) -> None:
+    limits = {"POOLPILOT_MAX_SESSIONS": "10", "POOLPILOT_MAX_SESSIONS_PER_CLIENT": "2"}
+    with _serve(tmp_path, "sse", **limits) as (port, _), anyio.fail_after(30):
+        async with (
+            httpx2.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http,
+            AsyncExitStack() as stack,
+        ):
+            readers = []  # kept: a line iterator collected early closes its stream
+
+            async def open_stream() -> httpx2.Response:
+                response = await stack.enter_async_context(http.stream("GET", "/sse"))
+                if response.status_code == 200:  # admitted: the SDK's first event names the session's endpoint
+                    readers.append(response.aiter_lines())
+                    assert await anext(readers[-1]) == "event: endpoint"
+                return response
+
+            first, second = await open_stream(), await open_stream()
+            third = await open_stream()
+            assert [first.status_code, second.status_code, third.status_code] == [200, 200, 503]
+            assert third.headers["retry-after"] == "5"
+            await first.aclose()
+            for _ in range(50):  # the server notices the closed stream and frees its place
+                fourth = await open_stream()
+                if fourth.status_code == 200:
+                    break
+                await anyio.sleep(0.1)
+            assert fourth.status_code == 200
+
+
+async def test_sse_stream_limits_count_each_client_and_all_together() -> None:
+    release = anyio.Event()
+
+    async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await release.wait()
+        await send({"type": "http.response.body", "body": b""})
+
+    limits = StreamLimits(stream, max_sessions=3, per_client=2)
+    statuses: dict[str, list[int]] = {}
+
+    async def get(client: str, method: str = "GET") -> None:
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                statuses.setdefault(client, []).append(message["status"])
+
+        async def receive() -> Message:
+            return {"type": "http.disconnect"}
+
+        scope = {"type": "http", "method": method, "path": "/sse", "headers": [], "client": (client, 1)}
+        await limits(scope, receive, send)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for client in ("a", "a", "a", "b", "c"):  # a's third: over its 2; c: over the 3 in all
+                tg.start_soon(get, client)
+                await anyio.sleep(0.01)
+            tg.start_soon(get, "c", "POST")  # a message POST is not a stream: never counted or refused
+            await anyio.sleep(0.05)
+            assert limits.total == 3 and statuses == {"a": [200, 200, 503], "b": [200], "c": [503, 200]}
+            release.set()
+    assert limits.total == 0 and limits.by_client == {}
