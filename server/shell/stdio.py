@@ -143,7 +143,7 @@ class _PipeLines(asyncio.Protocol):
 
 
 class _Writable(asyncio.Protocol):
-    """Flow control for the stdout pipe: `drain` waits while the client is not reading."""
+    """Flow control for the stdout pipe: `drain` waits while what was written is not all in the pipe yet."""
 
     def __init__(self) -> None:
         self._paused = False
@@ -178,6 +178,9 @@ class _PipeOut:
     def __init__(self, transport: asyncio.WriteTransport, protocol: _Writable) -> None:
         self._transport = transport
         self._protocol = protocol
+        # Paused while anything is unwritten: `flush` returns once the message is in the pipe, as the SDK's does,
+        # so nothing is still buffered here when the server exits after its last answer.
+        transport.set_write_buffer_limits(high=0)
 
     async def write(self, text: str) -> None:
         if self._protocol.lost is not None:

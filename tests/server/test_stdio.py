@@ -62,6 +62,7 @@ async def test_stdout_pipe_keeps_order_waits_for_a_slow_reader_and_reports_a_clo
         for line in lines:
             await out.write(line)
             await out.flush()
+            assert transport.get_write_buffer_size() == 0  # flushed means in the pipe, not held here
 
     writer = asyncio.ensure_future(write_all())
     await asyncio.sleep(0.05)
