@@ -14,7 +14,8 @@ and the connection closes. An app error before any answer is a 500. Refused, and
 request line or header (obsolete line folding, a header without a name or colon, CR/LF/NUL in a value), no or
 several Host headers on 1.1, both Transfer-Encoding and Content-Length, differing or malformed Content-Length values
 (400), a transfer coding other than chunked (501), a version other than 1.0/1.1 (505), a head over 64 KiB (431), a
-body over 8 MiB (413). An idle connection closes after 5 s, as uvicorn's did.
+body over 8 MiB (413). An idle connection closes after 5 s, as uvicorn's did; a head must arrive within 10 s of
+its first byte and a body within 30 s, or the connection closes.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ __all__ = ["WireServer"]
 
 MAX_BODY = 8 << 20
 PAUSE_AT = 1 << 20  # bytes buffered past which reading pauses until the server wants more
-KEEP_ALIVE_S = 5.0  # an idle connection, and each wait for more of a request
+KEEP_ALIVE_S = 5.0  # an idle connection closes after this
+HEAD_S = 10.0  # a request head, once begun, must arrive whole within this
+BODY_S = 30.0  # and its body within this
 _VERSIONS = {b"HTTP/1.1": "1.1", b"HTTP/1.0": "1.0"}
 
 
@@ -131,9 +134,7 @@ class WireServer:
         try:
             while True:
                 try:
-                    while wire.buffer[:2] == b"\r\n":  # empty lines before a request line are ignored (RFC 9112 2.2)
-                        del wire.buffer[:2]
-                    head = await wire.until(b"\r\n\r\n", MAX_HEAD, KEEP_ALIVE_S)
+                    head = await _next_head(wire)
                 except (Eof, TimeoutError, ConnectionError):
                     return
                 except TooLong:
@@ -211,9 +212,10 @@ class WireServer:
         if (coding or size) and b"100-continue" in values(headers, b"expect") and wire.transport is not None:
             wire.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         try:
-            if coding:
-                return await chunked(wire, KEEP_ALIVE_S)
-            return await wire.exactly(size, KEEP_ALIVE_S) if size else b""
+            async with asyncio.timeout(BODY_S):
+                if coding:
+                    return await chunked(wire, None)
+                return await wire.exactly(size, None) if size else b""
         except TooLong:
             raise _Refused(413, "the request body is over 8 MiB") from None
         except httpx2.RemoteProtocolError:
@@ -271,6 +273,19 @@ class WireServer:
                 b"connection: close\r\n\r\n%s" % (status, HTTPStatus(status).phrase.encode(), len(text), text)
             )
         return False
+
+
+async def _next_head(wire: Wire) -> bytes:
+    """The next request head: it must begin within KEEP_ALIVE_S and, once begun, arrive whole within HEAD_S (a
+    client trickling a byte at a time cannot hold the connection). Empty lines before it are skipped (RFC 9112)."""
+    while True:
+        while wire.buffer[:2] == b"\r\n":
+            del wire.buffer[:2]
+        if wire.buffer:
+            break
+        await wire.more(KEEP_ALIVE_S)
+    async with asyncio.timeout(HEAD_S):
+        return await wire.until(b"\r\n\r\n", MAX_HEAD, None)
 
 
 def _head(

@@ -233,11 +233,15 @@ async def test_the_app_hears_the_client_go() -> None:
 async def test_requests_piled_up_behind_a_slow_one_do_not_grow_the_buffer_without_bound() -> None:
     async with lean() as (port, server):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /slow?1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        writer.write(b"GET /slow?3 HTTP/1.1\r\nHost: a\r\n\r\n")
         flood = (b"POST /v2/x HTTP/1.1\r\nHost: a\r\nContent-Length: 65536\r\n\r\n" + b"a" * 65536) * 128  # 8 MiB
         writer.write(flood)
-        await asyncio.sleep(0.5)  # the slow answer is still being made; the flood has arrived as far as it could
         (wire,) = server._connections.values()
+        for _ in range(100):  # while the slow answer is being made, the flood arrives as far as it can
+            if len(wire.buffer) >= wire_server.PAUSE_AT:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
         assert wire_server.PAUSE_AT <= len(wire.buffer) < wire_server.PAUSE_AT + (1 << 20)
         await writer.drain()  # once the slow answer is out, reading resumes and every request is answered
         got, total = b"", 1 + 128
@@ -247,15 +251,35 @@ async def test_requests_piled_up_behind_a_slow_one_do_not_grow_the_buffer_withou
     assert [status for status, _, _ in answers(got)] == [200] * total
 
 
+async def test_a_head_trickled_in_past_its_deadline_closes_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(wire_server, "HEAD_S", 0.5)
+    async with lean() as (port, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /v2/x HTTP/1.1\r\n")
+        start = asyncio.get_running_loop().time()
+        with pytest.raises(ConnectionError):
+            for _ in range(100):  # a header byte every 50 ms: never idle for long, never done
+                writer.write(b"X")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+                if reader.at_eof():
+                    raise ConnectionResetError
+        assert asyncio.get_running_loop().time() - start < 2
+        writer.close()
+
+
 async def test_stop_lets_a_request_in_flight_finish_closes_idle_ones_and_cancels_past_the_grace() -> None:
     async with lean() as (port, server):
         idle_reader, idle_writer = await asyncio.open_connection("127.0.0.1", port)
         idle_writer.write(GET)
         await idle_reader.readuntil(b"\r\n\r\n")
-        slow = asyncio.ensure_future(exchange(port, b"GET /slow?0.3 HTTP/1.1\r\nHost: a\r\n\r\n"))
+        slow = asyncio.ensure_future(exchange(port, b"GET /slow?0.5 HTTP/1.1\r\nHost: a\r\n\r\n"))
         late = asyncio.ensure_future(exchange(port, b"GET /slow?30 HTTP/1.1\r\nHost: a\r\n\r\n"))
-        await asyncio.sleep(0.1)
-        await server.stop(0.6)
+        for _ in range(250):  # both requests are being answered
+            if len(server._busy) == 2:
+                break
+            await asyncio.sleep(0.02)
+        await server.stop(2)
         assert (await asyncio.wait_for(idle_reader.read(), 2)).endswith(b"}")  # the rest of its answer, then EOF
         finished, cancelled = await slow, await late
     assert [(s, h["connection"]) for s, h, _ in answers(finished)] == [(200, "close")]
