@@ -21,6 +21,7 @@ its first byte and a body within 30 s, or the connection closes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import MutableMapping
 from http import HTTPStatus
@@ -43,6 +44,8 @@ from poolpilot.server.kernel.wire import (
 )
 
 __all__ = ["WireServer"]
+
+log = logging.getLogger("poolpilot.sandbox")
 
 MAX_BODY = 8 << 20
 PAUSE_AT = 1 << 20  # bytes buffered past which reading pauses until the server wants more
@@ -151,6 +154,8 @@ class WireServer:
                 if not await self._answer(wire, scope, body, keep):
                     return
                 self._busy.discard(task)
+        except Exception:  # a fault here costs this connection, never the server (and is not silent)
+            log.exception("the sandbox's HTTP server failed on a connection")
         finally:
             self._busy.discard(task)
             wire.close()

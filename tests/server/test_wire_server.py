@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -96,11 +97,14 @@ async def reference() -> AsyncIterator[int]:
         sock.close()
 
 
-async def exchange(port: int, data: bytes, *, wait_s: float = 2.0) -> bytes:
-    """Send raw bytes, read until the server closes (or `wait_s` passes with nothing more)."""
+async def exchange(port: int, data: bytes, *, wait_s: float = 2.0, half_close: bool = False) -> bytes:
+    """Send raw bytes (then end the sending side if `half_close`), read until the server closes (or `wait_s`
+    passes with nothing more)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(data)
     await writer.drain()
+    if half_close:
+        writer.write_eof()
     got = b""
     try:
         while chunk := await asyncio.wait_for(reader.read(65536), wait_s):
@@ -319,3 +323,59 @@ async def test_the_app_sees_each_request_as_it_did_under_uvicorn(
     async with lean() as (port, _), reference() as ref_port:
         ours, theirs = await _both(port, ref_port, method, target, body)
     assert ours == theirs
+
+
+class _Recorded(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+VALID = [
+    GET,
+    b"POST /v2/y?q=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+    b"PUT /v2/y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    b"HEAD /v2/x HTTP/1.0\r\n\r\n",
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    base=st.sampled_from(VALID),
+    edits=st.lists(
+        st.tuples(
+            st.integers(0, 200),
+            st.integers(0, 4),
+            st.binary(max_size=6) | st.sampled_from([b"\r\n", b"\n", b"\r", b":", b" ", b"\x00", b"\xe2\x80\xa8"]),
+        ),
+        max_size=4,
+    ),
+)
+async def test_mangled_requests_get_an_answer_or_a_closed_connection_and_never_break_the_server(
+    base: bytes, edits: list[tuple[int, int, bytes]]
+) -> None:
+    data = bytearray(base)
+    for at, cut, insert in edits:  # replace `cut` bytes at `at` with `insert`
+        at = min(at, len(data))
+        data[at : at + cut] = insert
+    errors: list[object] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    failures = _Recorded()
+    logging.getLogger("poolpilot.sandbox").addHandler(failures)
+    try:
+        async with lean() as (port, server):
+            raw = await exchange(port, bytes(data) + b"\r\n\r\n", half_close=True)
+            assert raw == b"" or raw.startswith(b"HTTP/1.1 "), raw[:80]
+            for status, _, _ in answers(raw) if raw.count(b"\r\n\r\n") else []:
+                assert 100 <= status < 600
+            fresh = answers(await exchange(port, b"GET /z HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"))
+            assert [status for status, _, _ in fresh] == [200]  # the server still serves
+        assert not server._connections
+    finally:
+        loop.set_exception_handler(None)
+        logging.getLogger("poolpilot.sandbox").removeHandler(failures)
+    assert errors == [] and failures.records == []  # no connection failed inside the server
