@@ -18,16 +18,17 @@ class Plan:
     concurrency: int
     single_runs: int
     batch_rounds: int
+    concurrency_repeats: int
     overview_runs: int
 
 
 FULL = Plan(
     cold_runs=15, call_warmup=20, call_runs=220, call_rounds=10, concurrency=100, single_runs=5, batch_rounds=2,
-    overview_runs=15,
+    concurrency_repeats=3, overview_runs=15,
 )  # fmt: skip
 QUICK = Plan(
     cold_runs=3, call_warmup=5, call_runs=40, call_rounds=2, concurrency=100, single_runs=3, batch_rounds=1,
-    overview_runs=3,
+    concurrency_repeats=1, overview_runs=3,
 )  # fmt: skip
 
 

@@ -16,7 +16,8 @@ What is measured (MCP sessions use the SDK's client with the `initialize` handsh
 - the same for `pgbouncer_list_pools` against a real PgBouncer, when POOLPILOT_PGBOUNCER_<NAME>_DSN is set
   (benchmarks/_pgbouncer.py); skipped with a note otherwise;
 - concurrency: 100 concurrent calls over streamable HTTP against a sandbox with `--fault latency:50ms`, versus one;
-  the floor is the bare SDK server's `wait` tool (sleeps 50 ms, no upstream): its 100 against its one;
+  the floor is the bare SDK server's `wait` tool (sleeps 50 ms, no upstream): its 100 against its one; three
+  repetitions, each with a fresh sandbox and servers, and the one with the median quotient is reported;
 - fleet view: `pools_overview` over the seeded sandbox with 50 ms upstream latency versus one upstream request,
   and its result size for the seeded data (benchmarks/_fleet.py);
 - pools as code: `pools_plan` of a 100-pool document across three providers, in process (benchmarks/_plan.py);
