@@ -35,6 +35,8 @@ from mcp.server.mcpserver import MCPServer
 
 __all__ = ["run_stdio"]
 
+PAUSE_LINES = 64  # stdin lines waiting for the server past which reading pauses
+
 
 def _is_pipe(fd: int) -> bool:
     mode = os.fstat(fd).st_mode
@@ -84,14 +86,16 @@ class _StdinLines:
 
 
 class _PipeLines(asyncio.Protocol):
-    """stdin lines from a pipe read by the event loop itself (no thread, no hop per line)."""
+    """stdin lines from a pipe read by the event loop itself (no thread, no hop per line). Reading pauses while
+    `PAUSE_LINES` lines wait for the server, as the SDK's reader blocks until its line is taken."""
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")("replace"), True)
-        self._partial = ""
+        self._pieces: list[str] = []  # the line being received, in pieces (joined once, at its newline)
         self._lines: deque[str] = deque()
         self._ended = False
+        self._paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._transport: asyncio.ReadTransport | None = None
 
@@ -99,14 +103,18 @@ class _PipeLines(asyncio.Protocol):
         transport, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: self, _raw(self._fd, "rb"))
         self._transport = transport
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self._transport = transport
+
     def data_received(self, data: bytes) -> None:
         self._take(self._decoder.decode(data))
 
     def eof_received(self) -> bool:
         self._take(self._decoder.decode(b"", final=True))
-        if self._partial:
-            self._lines.append(self._partial)  # a last line without its newline, as readline() returns it
-            self._partial = ""
+        if self._pieces:
+            self._lines.append("".join(self._pieces))  # a last line without its newline, as readline() returns it
+            self._pieces = []
         self._ended = True
         self._wake()
         return False
@@ -116,12 +124,19 @@ class _PipeLines(asyncio.Protocol):
         self._wake()
 
     def _take(self, text: str) -> None:
-        if not text:
+        if "\n" not in text:
+            if text:
+                self._pieces.append(text)
             return
-        *complete, self._partial = (self._partial + text).split("\n")
+        first, *complete, last = text.split("\n")
+        self._pieces.append(first)
+        self._lines.append("".join(self._pieces) + "\n")
         self._lines.extend(line + "\n" for line in complete)
-        if complete:
-            self._wake()
+        self._pieces = [last] if last else []
+        self._wake()
+        if len(self._lines) >= PAUSE_LINES and not self._paused and self._transport is not None:
+            self._transport.pause_reading()
+            self._paused = True
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -139,7 +154,11 @@ class _PipeLines(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._lines.popleft()
+        line = self._lines.popleft()
+        if self._paused and len(self._lines) < PAUSE_LINES // 2 and self._transport is not None:
+            self._transport.resume_reading()
+            self._paused = False
+        return line
 
 
 class _Writable(asyncio.Protocol):

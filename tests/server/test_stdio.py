@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from poolpilot.server.shell import stdio
 from poolpilot.server.shell.stdio import _PipeLines, _PipeOut, _Writable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +50,30 @@ async def test_pipe_lines_read_as_the_sdks_text_wrapper_reads_them(pieces: list[
         start = cut
     lines.eof_received()
     assert [line async for line in lines] == _readlines(data)
+
+
+class _Reading(asyncio.ReadTransport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+
+async def test_stdin_reading_pauses_while_lines_wait_for_the_server() -> None:
+    lines, transport = _PipeLines(-1), _Reading()
+    lines.connection_made(transport)
+    lines.data_received(b"".join(b'{"n":%d}\n' % n for n in range(100)))  # a client flooding requests
+    assert transport.calls == ["pause"]
+    taken = [await anext(lines) for _ in range(100 - stdio.PAUSE_LINES // 2 + 1)]
+    assert transport.calls == ["pause", "resume"]  # resumed once the backlog is half gone
+    lines.eof_received()
+    rest = [line async for line in lines]
+    assert [json.loads(line)["n"] for line in taken + rest] == list(range(100))
 
 
 async def test_stdout_pipe_keeps_order_waits_for_a_slow_reader_and_reports_a_closed_one() -> None:
