@@ -4,11 +4,18 @@ kernel where it blocks SESSION.
 
 The proxy list's `switch_connection_pool_type_enabled` can be true for a kernel too old for SESSION (the switch then
 fails with DBS.05000001), so a CLOSED proxy that claims it can switch has its version read too (ShowProxyVersion),
-best effort: when that read fails the row keeps what the list said."""
+best effort: when that read fails the row keeps what the list said.
+
+That read depends on the list, a third round trip after instances and proxies. So each client remembers which proxies
+of an instance needed it last time, and the next overview reads their versions again *beside* the proxy list rather
+than after it: every version is still read during the overview that shows it (never cached), only the choice of
+which to read early is remembered. A proxy the list does not confirm (gone, or no longer CLOSED and switchable) has
+its early read ignored; one it newly names is read after the list, as before."""
 
 from __future__ import annotations
 
 import logging
+import weakref
 from typing import cast
 
 import anyio
@@ -28,7 +35,7 @@ from poolpilot.server.kernel.state import ProviderClient
 from poolpilot.server.kernel.text import quote
 from poolpilot.tools.taurusdb.admin_client import get_proxy_version
 from poolpilot.tools.taurusdb.client import TaurusDBClient
-from poolpilot.tools.taurusdb.models import ApiInstance
+from poolpilot.tools.taurusdb.models import ApiInstance, ProxyRow
 from poolpilot.tools.taurusdb.plans import proxy_row
 
 __all__ = ["ADAPTER", "instances"]
@@ -37,6 +44,8 @@ log = logging.getLogger("poolpilot.taurusdb")
 _INSTANCE_PAGE = 100
 _MAX_INSTANCE_PAGES = 20
 SESSION_MIN_VERSION = (2, 22, 7, 0)  # the proxy kernel SESSION pooling needs (UpdateProxyConnectionPoolType)
+# Per client: instance id -> the proxies whose version the last overview read (read beside the list next time).
+_CHECKED: weakref.WeakKeyDictionary[TaurusDBClient, dict[str, frozenset[str]]] = weakref.WeakKeyDictionary()
 
 
 async def instances(tdb: TaurusDBClient) -> list[ApiInstance]:
@@ -53,6 +62,9 @@ async def instances(tdb: TaurusDBClient) -> list[ApiInstance]:
 async def _collect(client: ProviderClient, location: str | None, sink: Sink) -> None:
     tdb = cast(TaurusDBClient, client)
     found = await instances(tdb)  # outside the task group: its failure must arrive as itself, not in a group
+    remembered = _CHECKED.get(tdb, {})
+    for gone in remembered.keys() - {instance.id for instance in found}:
+        del remembered[gone]
     async with anyio.create_task_group() as group:
         for instance in found:
             if wanted(location, instance.id, instance.name):
@@ -60,22 +72,34 @@ async def _collect(client: ProviderClient, location: str | None, sink: Sink) -> 
 
 
 async def _tdb_instance(tdb: TaurusDBClient, instance: ApiInstance, sink: Sink) -> None:
-    try:
-        entries = await tdb.list_proxies(instance.id)
-    except PoolpilotError as exc:
-        sink.fail("taurusdb", instance.id, exc.info)
-        return
-    # Rows keep the list's order; the version reads run side by side.
+    remembered = _CHECKED.setdefault(tdb, {})
+    early = remembered.get(instance.id, frozenset())
     too_old: dict[str, bool] = {}
 
     async def check(proxy_id: str) -> None:
         too_old[proxy_id] = await _kernel_too_old(tdb, instance.id, proxy_id)
 
-    rows = [proxy_row(entry) for entry in entries]
+    failure: PoolpilotError | None = None
+    wanted_ids: frozenset[str] = frozenset()
+    rows: list[ProxyRow] = []
+    # Rows keep the list's order; the version reads run side by side (the remembered ones beside the list itself).
     async with anyio.create_task_group() as group:
-        for row in rows:
-            if row.pool_type == "CLOSED" and row.switchable:
-                group.start_soon(check, row.proxy_id)
+        for proxy_id in sorted(early):
+            group.start_soon(check, proxy_id)
+        try:
+            entries = await tdb.list_proxies(instance.id)
+        except PoolpilotError as exc:
+            failure = exc
+            group.cancel_scope.cancel()
+        else:
+            rows = [proxy_row(entry) for entry in entries]
+            wanted_ids = frozenset(row.proxy_id for row in rows if row.pool_type == "CLOSED" and row.switchable)
+            for proxy_id in sorted(wanted_ids - early):
+                group.start_soon(check, proxy_id)
+    if failure is not None:
+        sink.fail("taurusdb", instance.id, failure.info)
+        return
+    remembered[instance.id] = wanted_ids
     for row in rows:
         sink.rows.append(
             OverviewRow(
@@ -86,7 +110,7 @@ async def _tdb_instance(tdb: TaurusDBClient, instance: ApiInstance, sink: Sink) 
                 pool_label=row.name or None,
                 mode=row.pool_type or None,
                 backend=tdb.backend,
-                switchable=row.switchable and not too_old.get(row.proxy_id, False),
+                switchable=row.switchable and not (row.proxy_id in wanted_ids and too_old.get(row.proxy_id, False)),
             )
         )
 
