@@ -31,7 +31,19 @@ from collections import deque
 
 import httpx2
 
-__all__ = ["BAD_VALUE", "MAX_HEAD", "TARGET", "TOKEN", "Eof", "LeanTransport", "TooLong", "Wire", "chunked", "values"]
+__all__ = [
+    "BAD_VALUE",
+    "MAX_HEAD",
+    "TARGET",
+    "TOKEN",
+    "Eof",
+    "LeanTransport",
+    "TooLong",
+    "Wire",
+    "chunked",
+    "header_fields",
+    "values",
+]
 
 MAX_HEAD = 64 * 1024
 _MAX_LINE = 4096  # a chunk-size or trailer line
@@ -182,20 +194,30 @@ def _parse_head(head: bytes) -> tuple[bytes, int, bytes, list[tuple[bytes, bytes
     if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 or not code.isdigit():
         raise httpx2.RemoteProtocolError(f"malformed status line {lines[0][:60]!r}")
     headers = []
-    lengths: list[tuple[bytes, bytes]] = []
-    for line in lines[1:]:
+    lengths: list[bytes] = []
+    for name, value in header_fields(lines[1:]):
+        if name.lower() == b"content-length" and value in lengths:
+            continue  # a repeated equal length is one header, as h11 reads it
+        if name.lower() == b"content-length":
+            lengths.append(value)
+        headers.append((name, value))
+    return version, int(code), reason, headers
+
+
+def header_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """The header fields of a head's lines after its first, names as sent, values without surrounding blanks. A line
+    without a colon or with a bad name (obsolete line folding among them) or a CR, LF or NUL in its value is a
+    `RemoteProtocolError`. Answers (`LeanTransport`) and requests (`WireServer`) are read by this one loop."""
+    fields = []
+    for line in lines:
         name, colon, value = line.partition(b":")
         if not colon or not TOKEN.fullmatch(name):
             raise httpx2.RemoteProtocolError(f"malformed header line {line[:60]!r} (folded, or no name)")
         value = value.strip(b" \t")
         if BAD_VALUE.search(value):
             raise httpx2.RemoteProtocolError(f"header {name[:40]!r} has a CR, LF or NUL in its value")
-        if name.lower() == b"content-length" and (b"content-length", value) in lengths:
-            continue  # a repeated equal length is one header, as h11 reads it
-        if name.lower() == b"content-length":
-            lengths.append((b"content-length", value))
-        headers.append((name, value))
-    return version, int(code), reason, headers
+        fields.append((name, value))
+    return fields
 
 
 def values(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:

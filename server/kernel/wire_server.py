@@ -40,6 +40,7 @@ from poolpilot.server.kernel.wire import (
     TooLong,
     Wire,
     chunked,
+    header_fields,
     values,
 )
 
@@ -170,13 +171,10 @@ class WireServer:
             raise _Refused(505, "only HTTP/1.1 and HTTP/1.0 are served")
         if not target.startswith(b"/"):
             raise _Refused(400, "the request target must be a path")
-        headers: list[tuple[bytes, bytes]] = []
-        for line in lines[1:]:
-            name, colon, value = line.partition(b":")
-            value = value.strip(b" \t")
-            if not colon or not TOKEN.fullmatch(name) or BAD_VALUE.search(value):
-                raise _Refused(400, "malformed header line")
-            headers.append((name.lower(), value))
+        try:
+            headers = [(name.lower(), value) for name, value in header_fields(lines[1:])]
+        except httpx2.RemoteProtocolError:
+            raise _Refused(400, "malformed header line") from None
         if version == b"HTTP/1.1" and sum(1 for name, _ in headers if name == b"host") != 1:
             raise _Refused(400, "an HTTP/1.1 request needs exactly one Host header")
         connection = values(headers, b"connection")
