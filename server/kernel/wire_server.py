@@ -270,11 +270,10 @@ class WireServer:
     @staticmethod
     def _refuse(wire: _Conn, status: int, why: str) -> bool:
         if wire.transport is not None and not wire.transport.is_closing():
-            text = why.encode()
-            wire.transport.write(
-                b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
-                b"connection: close\r\n\r\n%s" % (status, HTTPStatus(status).phrase.encode(), len(text), text)
-            )
+            text = [why.encode()]
+            start = {"status": status, "headers": [(b"content-type", b"text/plain; charset=utf-8")]}
+            head, _ = _head(start, text, False, False, complete=True)  # with its length, and connection: close
+            wire.transport.write(head + text[0])
         return False
 
 
