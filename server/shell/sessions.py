@@ -37,9 +37,21 @@ class _Session:
 
 
 @dataclass
-class _Pending:
+class _Count:
+    """How many of something are open, in all and per client address."""
+
     total: int = 0
     by_client: dict[str, int] = field(default_factory=dict)
+
+    def add(self, client: str) -> None:
+        self.total += 1
+        self.by_client[client] = self.by_client.get(client, 0) + 1
+
+    def remove(self, client: str) -> None:
+        self.total -= 1
+        self.by_client[client] -= 1
+        if not self.by_client[client]:
+            del self.by_client[client]
 
 
 class SessionLimits:
@@ -58,7 +70,7 @@ class SessionLimits:
         self.idle_timeout_s = idle_timeout_s
         self._clock = clock
         self._sessions: dict[str, _Session] = {}  # in the order they were opened
-        self._pending = _Pending()
+        self._pending = _Count()  # openings admitted, their session not yet registered
         self._admission = anyio.Lock()  # one admission at a time decides, so two cannot take the same room
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,17 +112,13 @@ class SessionLimits:
             if not await self._make_room(client):
                 await _refuse(send)
                 return
-            self._pending.total += 1
-            self._pending.by_client[client] = self._pending.by_client.get(client, 0) + 1
+            self._pending.add(client)
         status: list[int] = []
         opened: list[str] = []
         try:
             await self.app(scope, receive, _watch(send, status, opened, self._register, client, host))
         finally:
-            self._pending.total -= 1
-            self._pending.by_client[client] -= 1
-            if not self._pending.by_client[client]:
-                del self._pending.by_client[client]
+            self._pending.remove(client)
             for session_id in opened:
                 if session_id in self._sessions:
                     self._sessions[session_id].busy -= 1
@@ -184,26 +192,21 @@ class StreamLimits:
         self.app = app
         self.max_sessions = max_sessions
         self.per_client = per_client
-        self.total = 0
-        self.by_client: dict[str, int] = {}
+        self.open = _Count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
         client = (scope.get("client") or ("?", 0))[0]
-        if self.total >= self.max_sessions or self.by_client.get(client, 0) >= self.per_client:
+        if self.open.total >= self.max_sessions or self.open.by_client.get(client, 0) >= self.per_client:
             await _refuse(send)
             return
-        self.total += 1
-        self.by_client[client] = self.by_client.get(client, 0) + 1
+        self.open.add(client)
         try:
             await self.app(scope, receive, send)
         finally:
-            self.total -= 1
-            self.by_client[client] -= 1
-            if not self.by_client[client]:
-                del self.by_client[client]
+            self.open.remove(client)
 
 
 def _watch(

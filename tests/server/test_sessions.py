@@ -246,6 +246,6 @@ async def test_sse_stream_limits_count_each_client_and_all_together() -> None:
                 await anyio.sleep(0.01)
             tg.start_soon(get, "c", "POST")  # a message POST is not a stream: never counted or refused
             await anyio.sleep(0.05)
-            assert limits.total == 3 and statuses == {"a": [200, 200, 503], "b": [200], "c": [503, 200]}
+            assert limits.open.total == 3 and statuses == {"a": [200, 200, 503], "b": [200], "c": [503, 200]}
             release.set()
-    assert limits.total == 0 and limits.by_client == {}
+    assert limits.open.total == 0 and limits.open.by_client == {}
